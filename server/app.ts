@@ -1,0 +1,195 @@
+import fs from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import path from 'node:path';
+import { MemoryLocker, type Server as TusServer } from '@tus/server';
+import cors from 'cors';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { optionalBearer, requireBearer } from './auth/middleware.js';
+import type { TokenVerifier } from './auth/verifier.js';
+import type { Config } from './config.js';
+import { readableRecord, sendUpload } from './files/serve.js';
+import { healthRouter } from './ops/health.js';
+import { createLogger, requestLogger } from './ops/logging.js';
+import { TusgateFileStore } from './storage/file-store.js';
+import { methodOverride, tusPrecheck } from './tus/precheck.js';
+import { createTusServer, TUSGATE_EXPOSED_HEADERS } from './tus/tus-server.js';
+import { reprDigest } from './uploads/digest.js';
+import { UploadEvents } from './uploads/events.js';
+import { QuotaTracker } from './uploads/quota.js';
+import { FileRecordStore } from './uploads/records.js';
+import { runWithContext, type RequestContext } from './uploads/request-context.js';
+import { RunningHashes } from './uploads/running-hash.js';
+import { VerifyingStore } from './uploads/verifying-store.js';
+
+export interface AppOptions {
+  verify: TokenVerifier;
+  logger?: Logger;
+  /** Development mode: a signed token for the demo user, served at /demo/token. */
+  devToken?: string;
+}
+
+export interface Tusgate {
+  app: express.Express;
+  store: VerifyingStore;
+  quota: QuotaTracker;
+  events: UploadEvents;
+  tus: TusServer;
+  logger: Logger;
+  sweep(): Promise<number>;
+}
+
+/**
+ * Adds headers that are known only after @tus/server has decided its response (a digest computed
+ * at completion, the sliding expiry). srvx hands Node the tus headers as a flat array, which
+ * overrides anything set earlier, so they are merged into that array.
+ */
+function mergeContextHeaders(res: ServerResponse, context: RequestContext): void {
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+  (res as unknown as { writeHead: (...args: unknown[]) => ServerResponse }).writeHead = (...args: unknown[]) => {
+    const extra = Object.entries(context.responseHeaders);
+    const raw = args.find((arg): arg is string[] => Array.isArray(arg));
+    if (raw) {
+      const names = new Set(extra.map(([name]) => name.toLowerCase()));
+      const kept: string[] = [];
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        if (!names.has(String(raw[i]).toLowerCase())) kept.push(raw[i]!, raw[i + 1]!);
+      }
+      for (const [name, value] of extra) kept.push(name, value);
+      raw.splice(0, raw.length, ...kept);
+    } else {
+      for (const [name, value] of extra) res.setHeader(name, value);
+    }
+    return writeHead(...args);
+  };
+}
+
+export async function createApp(config: Config, options: AppOptions): Promise<Tusgate> {
+  const logger = options.logger ?? createLogger(config.LOG_LEVEL);
+  const uploadsDir = path.resolve(config.DATA_DIR, 'uploads');
+  const recordsDir = path.resolve(config.DATA_DIR, 'records');
+  await fs.mkdir(uploadsDir, { recursive: true });
+
+  const records = new FileRecordStore(recordsDir);
+  await records.init();
+  const quota = new QuotaTracker({ maxActive: config.MAX_ACTIVE_UPLOADS_PER_USER, perHour: config.UPLOADS_PER_HOUR_PER_USER });
+  for (const record of await records.all()) {
+    if (record.state === 'uploading') quota.restore(record.owner, record.id, Date.parse(record.createdAt));
+  }
+  const events = new UploadEvents();
+  const store = new VerifyingStore(new TusgateFileStore(uploadsDir), records, new RunningHashes(), quota, {
+    expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000,
+    events,
+  });
+  const tus = createTusServer({
+    store,
+    locker: new MemoryLocker(),
+    quota,
+    maxFileSize: config.MAX_FILE_SIZE,
+    allowedTypes: config.ALLOWED_MIME_TYPES,
+    corsOrigins: config.CORS_ORIGINS,
+    logger,
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(requestLogger(logger));
+  app.use((_req, res, next) => {
+    res.set('X-Content-Type-Options', 'nosniff');
+    next();
+  });
+  app.use(
+    cors({
+      origin: config.CORS_ORIGINS,
+      credentials: true,
+      exposedHeaders: ['Location', 'Upload-Offset', 'Upload-Length', 'Tus-Resumable', 'Tus-Version', ...TUSGATE_EXPOSED_HEADERS],
+      // Preflights for /files are answered by @tus/server, which lists the tus headers.
+      preflightContinue: true,
+    }),
+  );
+  app.use(healthRouter({ dataDir: config.DATA_DIR, maxFileSize: config.MAX_FILE_SIZE }));
+
+  if (options.devToken) {
+    const devToken = options.devToken;
+    app.get('/demo/token', (_req, res) => {
+      res.set('Cache-Control', 'no-store').json({ token: devToken });
+    });
+  }
+
+  const filesAccess = { filesPublic: config.FILES_PUBLIC };
+  const anyone = optionalBearer(options.verify);
+  const authenticated = requireBearer(options.verify);
+  const precheck = tusPrecheck(config.MAX_FILE_SIZE);
+
+  // Downloads: GET, and HEAD without Tus-Resumable, of a completed upload.
+  const isDownload = (req: Request) =>
+    req.method === 'GET' || (req.method === 'HEAD' && req.get('tus-resumable') === undefined);
+  app.all('/files/:id', methodOverride, async (req: Request, res: Response, next: NextFunction) => {
+    if (!isDownload(req)) return next();
+    req.uploadId = req.params.id as string;
+    if (!config.FILES_PUBLIC) await new Promise<void>((resolve) => anyone(req, res, () => resolve()));
+    const record = await readableRecord(store, req.params.id as string, filesAccess, req.identity?.user);
+    if (!record) {
+      res.status(404).type('text/plain').send('Not Found\n');
+      return;
+    }
+    sendUpload(req, res, store, record);
+  });
+
+  const notFound = (res: Response) =>
+    res.status(404).set('Tus-Resumable', '1.0.0').type('text/plain').send('The file for this url was not found\n');
+
+  app.all(['/files', '/files/', '/files/:id'], methodOverride, authenticated, precheck, async (req: Request, res: Response) => {
+    const id = req.params.id as string | undefined;
+    const context: RequestContext = { requestId: String(req.id), user: req.identity?.user, uploadId: id, responseHeaders: {} };
+    if (req.method === 'GET') return notFound(res);
+    if (id && req.method === 'POST') {
+      res.status(405).set({ Allow: 'HEAD, PATCH, DELETE, OPTIONS', 'Tus-Resumable': '1.0.0' }).type('text/plain').send('Method Not Allowed\n');
+      return;
+    }
+    if (id && req.method !== 'OPTIONS') {
+      // Another user's upload is answered exactly like one that does not exist.
+      req.uploadId = id;
+      const record = await store.records.get(id);
+      if (!record || record.owner !== context.user) return notFound(res);
+      if (record.state === 'complete' && record.sha256) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256);
+    }
+    mergeContextHeaders(res, context);
+    res.on('finish', () => {
+      if (context.uploadId) req.uploadId = context.uploadId;
+      if (context.admitted && res.statusCode >= 300 && context.uploadId) {
+        const uploadId = context.uploadId;
+        void store.records.get(uploadId).then((record) => {
+          if (!record && context.user) quota.release(context.user, uploadId);
+        });
+      }
+    });
+    await runWithContext(context, () => tus.handle(req, res));
+  });
+
+  app.use((_req: Request, res: Response) => {
+    res.status(404).json({ detail: 'Not Found' });
+  });
+  app.use((error: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
+    if (error.status && error.status < 500) {
+      res.status(error.status).json({ detail: error.message });
+      return;
+    }
+    logger.error({ err: error, requestId: req.id }, 'unhandled error');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.status(500).json({ detail: 'Internal Server Error' });
+  });
+
+  return {
+    app,
+    store,
+    quota,
+    events,
+    tus,
+    logger,
+    sweep: () => store.sweepExpired(),
+  };
+}

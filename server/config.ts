@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import defaults from '../tus.config.js';
+
+const int = (min = 0) => z.coerce.number().int().min(min);
+const list = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
+  z.array(z.string()),
+);
+const bool = z.preprocess((v) => {
+  if (typeof v !== 'string') return v;
+  if (/^(true|1|yes)$/i.test(v)) return true;
+  if (/^(false|0|no)$/i.test(v)) return false;
+  return v;
+}, z.boolean());
+const mimePattern = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/i;
+
+const schema = z.object({
+  PORT: int().max(65535),
+  HOST: z.string().min(1),
+  DATA_DIR: z.string().min(1),
+  JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  JWT_PUBLIC_KEY: z.string().includes('-----BEGIN', { message: 'must be a PEM public key' }).optional(),
+  JWT_JWKS_URL: z.url().optional(),
+  JWT_ISSUER: z.string().min(1).optional(),
+  JWT_AUDIENCE: z.string().min(1).optional(),
+  JWT_USER_CLAIM: z.string().min(1),
+  ADMIN_USERS: list,
+  MAX_FILE_SIZE: int(1),
+  MAX_CHUNK_SIZE: int(1),
+  ALLOWED_MIME_TYPES: list.pipe(z.array(z.string().regex(mimePattern, 'must be type/subtype or type/*')).min(1)),
+  UPLOAD_EXPIRY_SECONDS: int(1),
+  SWEEP_INTERVAL_SECONDS: int(1),
+  MAX_ACTIVE_UPLOADS_PER_USER: int(1),
+  UPLOADS_PER_HOUR_PER_USER: int(1),
+  FILES_PUBLIC: bool,
+  CORS_ORIGINS: list,
+  STORAGE: z.enum(['file', 's3']),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
+  MAX_IMAGE_PIXELS: int(1),
+  SHUTDOWN_GRACE_MS: int(0),
+  REQUEST_IDLE_TIMEOUT_MS: int(1000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  NODE_ENV: z.string().optional(),
+});
+
+export type Config = z.infer<typeof schema>;
+
+export class ConfigError extends Error {}
+
+/** Defaults from tus.config.ts, overridden by `env` and then by `overrides`. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const input: Record<string, unknown> = { ...defaults };
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = schema.safeParse({ ...input, ...overrides });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'configuration');
+    throw new ConfigError(`invalid configuration: ${name}=${JSON.stringify(input[name])}: ${issue.message}`);
+  }
+  const config = parsed.data;
+  if (config.STORAGE === 's3') throw new ConfigError('invalid configuration: STORAGE=s3 is not available yet in this build');
+  return config;
+}

@@ -1,0 +1,95 @@
+import http from 'node:http';
+import { createApp } from './app.js';
+import { makeDevSecret, signDevToken, DEMO_USER } from './auth/dev.js';
+import { createTokenVerifier } from './auth/verifier.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+
+function fail(message: string): never {
+  process.stderr.write(`tusgate: ${message}\n`);
+  process.exit(1);
+}
+
+async function start(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+
+  const hasKey = Boolean(config.JWT_SECRET || config.JWT_PUBLIC_KEY || config.JWT_JWKS_URL);
+  let devToken: string | undefined;
+  if (!hasKey) {
+    if (config.NODE_ENV === 'production') {
+      fail('no JWT key configured: set JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL (NODE_ENV=production)');
+    }
+    config = { ...config, JWT_SECRET: makeDevSecret() };
+    devToken = await signDevToken(config.JWT_SECRET!);
+  }
+
+  let verify;
+  try {
+    verify = createTokenVerifier(config);
+  } catch (error) {
+    fail(`invalid configuration: ${(error as Error).message}`);
+  }
+  const tusgate = await createApp(config, { verify, devToken });
+  const { logger } = tusgate;
+
+  const server = http.createServer(tusgate.app);
+  // Uploads from slow connections may take hours: limit idleness, not a request's total time.
+  server.requestTimeout = 0;
+  server.timeout = config.REQUEST_IDLE_TIMEOUT_MS;
+  server.keepAliveTimeout = 5000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, config.HOST, resolve);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  logger.info({ host: config.HOST, port, dataDir: config.DATA_DIR }, 'tusgate listening');
+  process.stdout.write(`tusgate listening on http://${config.HOST}:${port} (tus endpoint /files/)\n`);
+  if (devToken) {
+    process.stdout.write(
+      `development mode: no JWT key configured, a random secret was made for this run.\n` +
+        `token for user "${DEMO_USER}" (24 h):\n${devToken}\n` +
+        `try: curl -i -X OPTIONS http://${config.HOST}:${port}/files/\n`,
+    );
+  }
+
+  const sweep = setInterval(() => {
+    tusgate.sweep().then(
+      (removed) => removed > 0 && logger.info({ removed }, 'expired uploads removed'),
+      (error: unknown) => logger.error({ err: error }, 'expiry sweep failed'),
+    );
+  }, config.SWEEP_INTERVAL_SECONDS * 1000);
+  sweep.unref();
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: no new connections, waiting for running requests');
+    clearInterval(sweep);
+    server.close(() => {
+      logger.info('all requests finished');
+      process.exit(0);
+    });
+    server.closeIdleConnections();
+    // Requests still running after the grace period are cut; the store keeps what arrived.
+    setTimeout(() => {
+      logger.warn('grace period over: closing remaining connections');
+      server.closeAllConnections();
+      setTimeout(() => process.exit(0), 500).unref();
+    }, config.SHUTDOWN_GRACE_MS).unref();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+start().catch((error: unknown) => {
+  process.stderr.write(`tusgate: failed to start: ${(error as Error).stack ?? error}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Router } from 'express';
+
+/** Naive UTC ISO-8601 with microseconds, as the legacy API wrote datetimes. */
+export function legacyTimestamp(date = new Date()): string {
+  return `${date.toISOString().slice(0, -1)}000`;
+}
+
+export interface HealthOptions {
+  dataDir: string;
+  maxFileSize: number;
+  /** Extra readiness checks (Redis, when configured); each throws when not ready. */
+  readinessChecks?: Array<() => Promise<void>>;
+}
+
+export function healthRouter(options: HealthOptions): Router {
+  const router = Router();
+  router.get('/health', (_req, res) => {
+    res.json({
+      status: 'healthy',
+      timestamp: legacyTimestamp(),
+      upload_directory: options.dataDir,
+      max_file_size: options.maxFileSize,
+    });
+  });
+  router.get('/ready', async (_req, res) => {
+    const checks: Record<string, string> = {};
+    let ready = true;
+    const probe = path.join(options.dataDir, `.ready-${randomBytes(4).toString('hex')}`);
+    try {
+      await fs.writeFile(probe, 'ok');
+      await fs.rm(probe);
+      checks.storage = 'ok';
+    } catch (error) {
+      ready = false;
+      checks.storage = `not writable: ${(error as Error).message}`;
+    }
+    for (const check of options.readinessChecks ?? []) {
+      try {
+        await check();
+      } catch (error) {
+        ready = false;
+        checks[check.name || 'dependency'] = (error as Error).message;
+      }
+    }
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
+  });
+  return router;
+}

@@ -1,0 +1,67 @@
+import type { NextFunction, Request, Response } from 'express';
+import { Metadata, TUS_RESUMABLE } from '@tus/utils';
+
+const OFFSET_CONTENT_TYPE = 'application/offset+octet-stream';
+const NON_NEGATIVE_INTEGER = /^\d{1,16}$/;
+
+function refuse(res: Response, status: number, message: string, headers: Record<string, string> = {}) {
+  res.status(status).set({ 'Tus-Resumable': TUS_RESUMABLE, ...headers }).type('text/plain').send(`${message}\n`);
+}
+
+function isValidLength(value: string): boolean {
+  return NON_NEGATIVE_INTEGER.test(value) && Number(value) <= Number.MAX_SAFE_INTEGER;
+}
+
+/**
+ * Answers, before @tus/server sees them, the requests it would answer against the protocol: an
+ * unknown `Tus-Resumable` is 412 with `Tus-Version`, a PATCH of another content type is 415, and
+ * malformed numbers or metadata are a plain 400, never a 5xx.
+ */
+export function tusPrecheck(maxFileSize: number) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (req.method === 'OPTIONS') return next();
+    const version = req.get('tus-resumable');
+    if (version !== TUS_RESUMABLE) {
+      return refuse(res, 412, `Precondition Failed: Tus-Resumable ${version ? `${version} is not supported` : 'header required'}`, {
+        'Tus-Version': TUS_RESUMABLE,
+      });
+    }
+    const offset = req.get('upload-offset');
+    if (offset !== undefined && !isValidLength(offset)) return refuse(res, 400, 'Bad Request: Upload-Offset must be a non-negative integer');
+    const length = req.get('upload-length');
+    if (length !== undefined) {
+      if (!isValidLength(length)) return refuse(res, 400, 'Bad Request: Upload-Length must be a non-negative integer');
+      if (Number(length) > maxFileSize) return refuse(res, 413, `Request Entity Too Large: Upload-Length exceeds the maximum of ${maxFileSize} bytes`);
+    }
+    const defer = req.get('upload-defer-length');
+    if (defer !== undefined && defer !== '1') return refuse(res, 400, 'Bad Request: Upload-Defer-Length must be 1');
+    const metadata = req.get('upload-metadata');
+    if (metadata !== undefined) {
+      try {
+        Metadata.parse(metadata);
+      } catch {
+        return refuse(res, 400, 'Bad Request: Upload-Metadata must be comma-separated "key base64value" pairs with unique keys');
+      }
+    }
+    if (req.method === 'PATCH') {
+      if (offset === undefined) return refuse(res, 400, 'Bad Request: Upload-Offset header required');
+      const contentType = req.get('content-type');
+      if (contentType?.trim().toLowerCase() !== OFFSET_CONTENT_TYPE) {
+        return refuse(res, 415, `Unsupported Media Type: PATCH needs Content-Type: ${OFFSET_CONTENT_TYPE}`);
+      }
+    }
+    if (req.method === 'POST' && length === undefined && defer === undefined) {
+      return refuse(res, 400, 'Bad Request: Upload-Length or Upload-Defer-Length header required');
+    }
+    next();
+  };
+}
+
+const OVERRIDABLE = new Set(['PATCH', 'DELETE', 'HEAD', 'GET', 'OPTIONS']);
+
+/** Honours `X-HTTP-Method-Override` on POST, for clients and proxies that only send GET and POST. */
+export function methodOverride(req: Request, _res: Response, next: NextFunction) {
+  const override = req.get('x-http-method-override')?.trim().toUpperCase();
+  if (req.method === 'POST' && override && OVERRIDABLE.has(override)) req.method = override;
+  next();
+}

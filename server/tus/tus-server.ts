@@ -1,0 +1,63 @@
+import { Server, type ServerOptions } from '@tus/server';
+import type { Locker } from '@tus/utils';
+import type { Logger } from 'pino';
+import { admitUpload } from '../uploads/policy.js';
+import type { QuotaTracker } from '../uploads/quota.js';
+import { currentContext } from '../uploads/request-context.js';
+import { declaredTypeOf, type VerifyingStore } from '../uploads/verifying-store.js';
+
+export interface TusServerOptions {
+  store: VerifyingStore;
+  locker: Locker;
+  quota: QuotaTracker;
+  maxFileSize: number;
+  allowedTypes: readonly string[];
+  corsOrigins: readonly string[];
+  logger: Logger;
+}
+
+/** Headers tusgate adds that browsers may read from tus responses. */
+export const TUSGATE_EXPOSED_HEADERS = ['Repr-Digest', 'Upload-Expires', 'Retry-After', 'X-Request-Id'];
+
+/** @tus/server configured with tusgate's store, locks and creation policy. */
+export function createTusServer(options: TusServerOptions): Server {
+  const serverOptions: ServerOptions & { datastore: VerifyingStore } = {
+    path: '/files',
+    datastore: options.store,
+    locker: options.locker,
+    maxSize: options.maxFileSize,
+    allowedOrigins: [...options.corsOrigins],
+    allowedCredentials: true,
+    exposedHeaders: TUSGATE_EXPOSED_HEADERS,
+    // Retries after a dropped connection must find the lock free quickly.
+    lockDrainTimeout: 1000,
+    async onUploadCreate(_req, upload) {
+      const context = currentContext();
+      if (!context?.user) throw { status_code: 401, body: 'Unauthorized\n' };
+      const verdict = admitUpload(
+        {
+          user: context.user,
+          uploadId: upload.id,
+          declaredType: declaredTypeOf(upload.metadata),
+          sha256: upload.metadata?.sha256,
+        },
+        { allowedTypes: options.allowedTypes },
+        options.quota,
+      );
+      if (!verdict.ok) {
+        if (verdict.retryAfterSeconds) context.responseHeaders['Retry-After'] = String(verdict.retryAfterSeconds);
+        throw verdict.error;
+      }
+      context.uploadId = upload.id;
+      context.admitted = true;
+      return {};
+    },
+    onResponseError(_req, error) {
+      if ('status_code' in error) return undefined;
+      options.logger.error({ err: error, uploadId: currentContext()?.uploadId }, 'tus request failed');
+      return undefined;
+    },
+  };
+  return new Server(serverOptions);
+}
+

@@ -1,0 +1,80 @@
+import { fileTypeFromBuffer } from 'file-type';
+
+/** How many leading bytes the content check reads. */
+export const CONTENT_HEAD_BYTES = 16 * 1024;
+
+/** The media type without parameters, lower-cased: `Video/WebM; codecs=vp9` → `video/webm`. */
+export function baseType(type: string): string {
+  return type.split(';')[0]!.trim().toLowerCase();
+}
+
+/** Whether `type` is allowed by a list of `type/subtype` or `type/*` entries. */
+export function isAllowedType(type: string, allowed: readonly string[]): boolean {
+  const base = baseType(type);
+  return allowed.some((entry) => {
+    const pattern = entry.toLowerCase();
+    return pattern.endsWith('/*') ? base.startsWith(pattern.slice(0, -1)) : base === pattern;
+  });
+}
+
+// Declared names (legacy spellings included) and the detected types that satisfy them. A container
+// can carry audio or video alone, so the audio and video names of one container accept each other.
+const MP4 = ['video/mp4', 'audio/mp4', 'audio/x-m4a', 'video/x-m4v', 'video/quicktime', 'video/3gpp'];
+const OGG = ['audio/ogg', 'video/ogg', 'application/ogg', 'audio/opus'];
+const WEBM = ['video/webm', 'audio/webm', 'video/matroska'];
+const ACCEPTED_DETECTIONS: Record<string, string[]> = {
+  'video/mp4': MP4,
+  'audio/mp4': MP4,
+  'audio/x-m4a': MP4,
+  'video/quicktime': MP4,
+  'video/mov': MP4,
+  'video/webm': WEBM,
+  'audio/webm': WEBM,
+  'video/x-matroska': WEBM,
+  'video/ogg': OGG,
+  'audio/ogg': OGG,
+  'audio/opus': OGG,
+  'audio/mp3': ['audio/mpeg'],
+  'audio/mpeg': ['audio/mpeg'],
+  'audio/wav': ['audio/wav'],
+  'audio/x-wav': ['audio/wav'],
+  'audio/wave': ['audio/wav'],
+  'video/avi': ['video/vnd.avi'],
+  'video/x-msvideo': ['video/vnd.avi'],
+  'audio/aac': ['audio/aac', 'audio/mp4', 'audio/x-m4a'],
+  'image/jpg': ['image/jpeg'],
+};
+
+export type ContentVerdict = { ok: true; verifiedType: string } | { ok: false; detected: string | undefined };
+
+function looksLikeText(head: Buffer): boolean {
+  if (head.includes(0)) return false;
+  // A multi-byte character may be cut at the end of the head: ignore up to 3 trailing bytes.
+  for (let cut = 0; cut <= Math.min(3, head.length); cut++) {
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(head.subarray(0, head.length - cut));
+      return true;
+    } catch {
+      // try a shorter prefix
+    }
+  }
+  return false;
+}
+
+/**
+ * Checks the first bytes of an upload against its declared type (magic numbers via file-type).
+ * Text types have no magic number: they pass when the bytes are UTF-8 without NUL bytes and no
+ * binary format is detected. The verified type is what the bytes are, named as the detector names it.
+ */
+export async function checkContent(declared: string, head: Buffer): Promise<ContentVerdict> {
+  const base = baseType(declared);
+  const detected = head.length > 0 ? await fileTypeFromBuffer(head) : undefined;
+  const detectedMime = detected ? baseType(detected.mime) : undefined;
+  if (base.startsWith('text/')) {
+    if (detectedMime === undefined && looksLikeText(head)) return { ok: true, verifiedType: `${base}; charset=utf-8` };
+    return { ok: false, detected: detectedMime };
+  }
+  if (!detectedMime) return { ok: false, detected: undefined };
+  const accepted = ACCEPTED_DETECTIONS[base] ?? [base];
+  return accepted.includes(detectedMime) ? { ok: true, verifiedType: detectedMime } : { ok: false, detected: detectedMime };
+}

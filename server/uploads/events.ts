@@ -1,0 +1,15 @@
+import { EventEmitter } from 'node:events';
+import type { UploadRecord } from './records.js';
+
+export type FailureReason = 'hash' | 'type' | 'size' | 'expired' | 'aborted' | 'checksum';
+
+export interface UploadEventMap {
+  created: [UploadRecord];
+  completed: [UploadRecord];
+  failed: [UploadRecord, FailureReason];
+  terminated: [UploadRecord];
+  expired: [UploadRecord];
+}
+
+/** Lifecycle events of uploads, whichever door they came through; metrics and hooks listen here. */
+export class UploadEvents extends EventEmitter<UploadEventMap> {}

@@ -1,0 +1,46 @@
+import { isAllowedType } from './content-type.js';
+import { parseSha256 } from './digest.js';
+import type { QuotaTracker } from './quota.js';
+import type { HttpError } from './verifying-store.js';
+
+export interface CreationRequest {
+  user: string;
+  uploadId: string;
+  declaredType: string | undefined;
+  sha256: string | null | undefined;
+  /** A partial upload of a concatenation: its type is checked on the final upload instead. */
+  partial?: boolean;
+}
+
+export interface PolicyLimits {
+  allowedTypes: readonly string[];
+}
+
+export type PolicyVerdict = { ok: true } | { ok: false; error: HttpError; retryAfterSeconds?: number };
+
+/**
+ * The rules every new upload must pass, whichever door it comes through. Size is checked earlier
+ * (it needs only a header); type, declared digest and the user's quotas are checked here, the quota
+ * last because passing it takes one of the user's slots.
+ */
+export function admitUpload(request: CreationRequest, limits: PolicyLimits, quota: QuotaTracker): PolicyVerdict {
+  if (!request.partial) {
+    if (!request.declaredType) {
+      return { ok: false, error: { status_code: 415, body: 'Unsupported Media Type: declare the file type in Upload-Metadata (filetype)\n' } };
+    }
+    if (!isAllowedType(request.declaredType, limits.allowedTypes)) {
+      return { ok: false, error: { status_code: 415, body: `Unsupported Media Type: ${request.declaredType} is not allowed\n` } };
+    }
+  }
+  if (parseSha256(request.sha256) === 'invalid') {
+    return { ok: false, error: { status_code: 400, body: 'Bad Request: metadata sha256 must be 64 hex digits or base64 of 32 bytes\n' } };
+  }
+  const admission = quota.admit(request.user, request.uploadId);
+  if (!admission.ok) {
+    const body = admission.reason === 'active'
+      ? 'Too Many Requests: too many incomplete uploads; finish or delete one first\n'
+      : 'Too Many Requests: upload creation rate exceeded\n';
+    return { ok: false, error: { status_code: 429, body }, retryAfterSeconds: admission.retryAfterSeconds };
+  }
+  return { ok: true };
+}

@@ -1,0 +1,65 @@
+/**
+ * Per-user limits at creation: how many incomplete uploads a user may hold, and how many uploads
+ * a user may create in a sliding hour. A slot is taken synchronously by `admit`, so concurrent
+ * creations cannot overshoot; it is given back with `release` when the upload completes, is
+ * removed, expires, or its creation fails.
+ */
+export interface QuotaLimits {
+  maxActive: number;
+  perHour: number;
+}
+
+export type Admission = { ok: true } | { ok: false; reason: 'active' | 'rate'; retryAfterSeconds: number };
+
+const HOUR_MS = 3600_000;
+
+export class QuotaTracker {
+  private readonly active = new Map<string, Set<string>>();
+  private readonly creations = new Map<string, number[]>();
+
+  constructor(private readonly limits: QuotaLimits, private readonly now: () => number = Date.now) {}
+
+  /** Re-registers an incomplete upload found at start-up. */
+  restore(user: string, uploadId: string, createdAt: number): void {
+    this.activeSet(user).add(uploadId);
+    if (this.now() - createdAt < HOUR_MS) this.creationTimes(user).push(createdAt);
+  }
+
+  admit(user: string, uploadId: string): Admission {
+    const active = this.activeSet(user);
+    if (active.size >= this.limits.maxActive) return { ok: false, reason: 'active', retryAfterSeconds: 60 };
+    const times = this.creationTimes(user);
+    const cutoff = this.now() - HOUR_MS;
+    while (times.length > 0 && times[0]! <= cutoff) times.shift();
+    if (times.length >= this.limits.perHour) {
+      return { ok: false, reason: 'rate', retryAfterSeconds: Math.max(1, Math.ceil((times[0]! - cutoff) / 1000)) };
+    }
+    times.push(this.now());
+    active.add(uploadId);
+    return { ok: true };
+  }
+
+  release(user: string, uploadId: string): void {
+    const active = this.active.get(user);
+    if (!active) return;
+    active.delete(uploadId);
+    if (active.size === 0) this.active.delete(user);
+  }
+
+  activeCount(user: string): number {
+    return this.active.get(user)?.size ?? 0;
+  }
+
+  private activeSet(user: string): Set<string> {
+    let set = this.active.get(user);
+    if (!set) this.active.set(user, (set = new Set()));
+    return set;
+  }
+
+  private creationTimes(user: string): number[] {
+    let times = this.creations.get(user);
+    if (!times) this.creations.set(user, (times = []));
+    times.sort((a, b) => a - b);
+    return times;
+  }
+}

@@ -1,0 +1,61 @@
+import { JsonDirectory } from '../storage/json-dir.js';
+
+/**
+ * What the server knows about an upload that no client may set: who owns it, when it was last
+ * written, what its bytes were verified to be. Kept apart from the tus `Upload-Metadata` (which
+ * clients write and read back on HEAD), so no metadata key can forge or reveal any of it.
+ */
+export interface UploadRecord {
+  id: string;
+  owner: string;
+  origin: 'tus' | 'legacy';
+  createdAt: string;
+  lastWriteAt: string;
+  state: 'uploading' | 'complete';
+  /** Declared media type, as the client sent it. */
+  declaredType?: string;
+  /** Declared whole-file SHA-256, lower-case hex. */
+  expectedSha256?: string;
+  /** Client's file name: for Content-Disposition only, never for a path. */
+  filename?: string;
+  size?: number;
+  verifiedType?: string;
+  sha256?: string;
+  completedAt?: string;
+}
+
+export interface RecordStore {
+  get(id: string): Promise<UploadRecord | undefined>;
+  set(record: UploadRecord): Promise<void>;
+  delete(id: string): Promise<void>;
+  all(): Promise<UploadRecord[]>;
+}
+
+export class FileRecordStore implements RecordStore {
+  private readonly dir: JsonDirectory<UploadRecord>;
+
+  constructor(directory: string) {
+    this.dir = new JsonDirectory(directory);
+  }
+
+  init(): Promise<void> {
+    return this.dir.init();
+  }
+
+  get(id: string) {
+    return this.dir.get(id);
+  }
+
+  set(record: UploadRecord) {
+    return this.dir.set(record.id, record);
+  }
+
+  delete(id: string) {
+    return this.dir.delete(id);
+  }
+
+  async all(): Promise<UploadRecord[]> {
+    const records = await Promise.all((await this.dir.keys()).map((id) => this.dir.get(id)));
+    return records.filter((record): record is UploadRecord => record !== undefined);
+  }
+}

@@ -1,0 +1,27 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/**
+ * What one HTTP request carries through code that is not handed the request itself: the store
+ * wrapper learns who is creating an upload from here, and leaves response headers here that are
+ * known only once the bytes are written (Repr-Digest, Upload-Expires).
+ */
+export interface RequestContext {
+  requestId: string;
+  user?: string;
+  /** Which door created the upload; tus unless the legacy facade says otherwise. */
+  origin?: 'tus' | 'legacy';
+  uploadId?: string;
+  responseHeaders: Record<string, string>;
+  /** Set once a new upload has taken a quota slot, so a failed creation can give it back. */
+  admitted?: boolean;
+}
+
+const storage = new AsyncLocalStorage<RequestContext>();
+
+export function runWithContext<T>(context: RequestContext, fn: () => T): T {
+  return storage.run(context, fn);
+}
+
+export function currentContext(): RequestContext | undefined {
+  return storage.getStore();
+}

@@ -1,0 +1,273 @@
+import type { Hash } from 'node:crypto';
+import { pipeline, Transform, type Readable } from 'node:stream';
+import { DataStore, ERRORS, type Upload } from '@tus/utils';
+import type { TusgateFileStore } from '../storage/file-store.js';
+import { checkContent, CONTENT_HEAD_BYTES } from './content-type.js';
+import { parseSha256, reprDigest } from './digest.js';
+import type { FailureReason, UploadEvents } from './events.js';
+import type { QuotaTracker } from './quota.js';
+import type { RecordStore, UploadRecord } from './records.js';
+import { currentContext } from './request-context.js';
+import type { RunningHashes } from './running-hash.js';
+
+/** An error @tus/server answers with its own status and body. */
+export interface HttpError {
+  status_code: number;
+  body: string;
+}
+
+export const VERIFY_ERRORS = {
+  HASH_MISMATCH: { status_code: 460, body: "Checksum Mismatch: the file's SHA-256 does not match the declared sha256\n" },
+  typeMismatch: (declared: string, detected: string | undefined): HttpError => ({
+    status_code: 415,
+    body: `Unsupported Media Type: the file's content is ${detected ?? 'not recognised'}, not the declared ${declared}\n`,
+  }),
+} as const;
+
+export interface VerifyingStoreOptions {
+  expiryMs: number;
+  events: UploadEvents;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The declared type as tus-js-client (`filetype`) and Uppy (`type`, `filetype`) send it. */
+export function declaredTypeOf(metadata: Record<string, string | null> | undefined): string | undefined {
+  return metadata?.filetype || metadata?.type || undefined;
+}
+
+/**
+ * The DataStore tusgate's doors all write through. It wraps the byte store and adds what a bare
+ * store lacks: the server-owned record of each upload (owner, last write, verdict), the SHA-256
+ * advanced as bytes pass, and the verdict on completion: the content must match the declared type
+ * and the digest the declared sha256, or the upload is removed before the final request answers.
+ *
+ * All of this happens inside `write`, which @tus/server calls with the upload's lock held, so no
+ * other request can see a finished upload before its verdict is recorded.
+ */
+export class VerifyingStore extends DataStore {
+  /** Uploads this process is writing right now; their stored size runs ahead of their records. */
+  private readonly writing = new Set<string>();
+
+  constructor(
+    readonly bytes: TusgateFileStore,
+    readonly records: RecordStore,
+    private readonly hashes: RunningHashes,
+    private readonly quota: QuotaTracker,
+    private readonly options: VerifyingStoreOptions,
+  ) {
+    super();
+    this.extensions = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'expiration'];
+  }
+
+  override getExpiration(): number {
+    return this.options.expiryMs;
+  }
+
+  override async create(upload: Upload): Promise<Upload> {
+    const context = currentContext();
+    if (!context?.user) throw new Error('uploads are created only within an authenticated request');
+    const now = new Date().toISOString();
+    const expected = parseSha256(upload.metadata?.sha256);
+    const record: UploadRecord = {
+      id: upload.id,
+      owner: context.user,
+      origin: context.origin ?? 'tus',
+      createdAt: now,
+      lastWriteAt: now,
+      state: 'uploading',
+      declaredType: declaredTypeOf(upload.metadata),
+      expectedSha256: expected === 'invalid' ? undefined : expected,
+      filename: upload.metadata?.filename || upload.metadata?.name || undefined,
+      size: upload.size,
+    };
+    await this.records.set(record);
+    await this.bytes.create(upload);
+    this.hashes.start(upload.id);
+    this.options.events.emit('created', record);
+    if (upload.size === 0) await this.finish(record, 0);
+    else this.announceExpiry(record);
+    return upload;
+  }
+
+  override async getUpload(id: string): Promise<Upload> {
+    const record = await this.records.get(id);
+    if (!record) throw ERRORS.FILE_NOT_FOUND;
+    const upload = await this.bytes.getUpload(id);
+    if (record.state === 'complete') {
+      upload.creation_date = undefined;
+      return upload;
+    }
+    // @tus/server's handlers count expiry (410, Upload-Expires) from `creation_date`; handing them
+    // the last write makes that expiry sliding, as tusgate's contract says.
+    upload.creation_date = record.lastWriteAt;
+    if (upload.size !== undefined && upload.offset === upload.size && !this.writing.has(id)) {
+      // Every byte is stored but no verdict was recorded: the process stopped between the two.
+      try {
+        await this.finish(record, upload.size);
+      } catch {
+        throw ERRORS.FILE_NOT_FOUND;
+      }
+      upload.creation_date = undefined;
+    }
+    return upload;
+  }
+
+  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+    const record = await this.records.get(id);
+    if (!record) throw ERRORS.FILE_NOT_FOUND;
+    if (record.state === 'complete') {
+      readable.resume();
+      return offset;
+    }
+    this.writing.add(id);
+    try {
+      const { size } = await this.bytes.getUpload(id);
+      const hash = await this.hashes.at(id, offset, (end) => this.bytes.readRange(id, 0, end));
+      let hashed = 0;
+      const tap = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          hash.update(chunk);
+          hashed += chunk.length;
+          done(null, chunk);
+        },
+      });
+      let sourceError: unknown;
+      readable.once('error', (error) => (sourceError = error));
+      let newOffset: number;
+      try {
+        newOffset = await this.bytes.write(
+          pipeline(readable, tap, () => {}),
+          id,
+          offset,
+        );
+      } catch (error) {
+        await this.settleFailedWrite(record, hash, offset + hashed);
+        if (size === undefined && sourceError === ERRORS.ERR_MAX_SIZE_EXCEEDED) {
+          // A deferred-length upload cut off at the size limit can never become a valid file.
+          await this.discard(record, 'size');
+          throw ERRORS.ERR_MAX_SIZE_EXCEEDED;
+        }
+        throw error;
+      }
+      this.hashes.advance(id, hash, newOffset);
+      record.lastWriteAt = new Date().toISOString();
+      if (size !== undefined && newOffset === size) {
+        await this.finish(record, newOffset, hash);
+      } else {
+        await this.records.set(record);
+        this.announceExpiry(record);
+      }
+      return newOffset;
+    } finally {
+      this.writing.delete(id);
+    }
+  }
+
+  override async declareUploadLength(id: string, length: number): Promise<void> {
+    await this.bytes.declareUploadLength(id, length);
+    const record = await this.records.get(id);
+    if (record) await this.records.set({ ...record, size: length });
+  }
+
+  override async remove(id: string): Promise<void> {
+    const record = await this.records.get(id);
+    if (!record) throw ERRORS.FILE_NOT_FOUND;
+    await this.drop(record);
+    this.options.events.emit('terminated', record);
+  }
+
+  /** Removes incomplete uploads whose last write is older than the expiry; returns how many. */
+  async sweepExpired(now = Date.now()): Promise<number> {
+    let removed = 0;
+    for (const record of await this.records.all()) {
+      if (record.state !== 'uploading' || this.writing.has(record.id)) continue;
+      if (Date.parse(record.lastWriteAt) + this.options.expiryMs > now) continue;
+      await this.drop(record);
+      this.options.events.emit('expired', record);
+      removed++;
+    }
+    return removed;
+  }
+
+  override async deleteExpired(): Promise<number> {
+    return this.sweepExpired();
+  }
+
+  /** Whether the upload is complete and verified (the only state in which it is ever served). */
+  async completedRecord(id: string): Promise<UploadRecord | undefined> {
+    const record = await this.records.get(id);
+    return record?.state === 'complete' ? record : undefined;
+  }
+
+  private async settleFailedWrite(record: UploadRecord, hash: Hash, hashedTo: number): Promise<void> {
+    let stored: number;
+    try {
+      stored = await this.bytes.storedBytes(record.id);
+    } catch {
+      this.hashes.forget(record.id);
+      return;
+    }
+    // The tap hashes a chunk just before the file stream takes it; keep the state only when the
+    // bytes on disk are exactly the bytes hashed, else rebuild it from disk on the next write.
+    if (stored === hashedTo) this.hashes.advance(record.id, hash, stored);
+    else this.hashes.forget(record.id);
+    record.lastWriteAt = new Date().toISOString();
+    await this.records.set(record);
+  }
+
+  /** Decides the verdict on a fully stored upload, records it, and removes the upload if it fails. */
+  private async finish(record: UploadRecord, size: number, hash?: Hash): Promise<void> {
+    const running = hash ?? (await this.hashes.at(record.id, size, (end) => this.bytes.readRange(record.id, 0, end)));
+    const sha256 = running.digest('hex');
+    this.hashes.forget(record.id);
+    if (record.declaredType) {
+      const head = await readAll(this.bytes.readRange(record.id, 0, Math.min(size, CONTENT_HEAD_BYTES)));
+      const verdict = await checkContent(record.declaredType, head);
+      if (!verdict.ok) {
+        await this.discard(record, 'type');
+        throw VERIFY_ERRORS.typeMismatch(record.declaredType, verdict.detected);
+      }
+      record.verifiedType = verdict.verifiedType;
+    } else {
+      record.verifiedType = 'application/octet-stream';
+    }
+    if (record.expectedSha256 && record.expectedSha256 !== sha256) {
+      await this.discard(record, 'hash');
+      throw VERIFY_ERRORS.HASH_MISMATCH;
+    }
+    const now = new Date().toISOString();
+    Object.assign(record, { state: 'complete', sha256, size, completedAt: now, lastWriteAt: now });
+    await this.records.set(record);
+    this.quota.release(record.owner, record.id);
+    const context = currentContext();
+    if (context) context.responseHeaders['Repr-Digest'] = reprDigest(sha256);
+    this.options.events.emit('completed', record);
+  }
+
+  private async discard(record: UploadRecord, reason: FailureReason): Promise<void> {
+    await this.drop(record);
+    this.options.events.emit('failed', record, reason);
+  }
+
+  private async drop(record: UploadRecord): Promise<void> {
+    this.hashes.forget(record.id);
+    try {
+      await this.bytes.remove(record.id);
+    } catch {
+      // Already gone: the record is what still needs removing.
+    }
+    await this.records.delete(record.id);
+    this.quota.release(record.owner, record.id);
+  }
+
+  private announceExpiry(record: UploadRecord): void {
+    const context = currentContext();
+    if (!context) return;
+    context.responseHeaders['Upload-Expires'] = new Date(Date.parse(record.lastWriteAt) + this.options.expiryMs).toUTCString();
+  }
+}
