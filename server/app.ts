@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import { MemoryLocker, type Server as TusServer } from '@tus/server';
+import type { Locker } from '@tus/utils';
 import cors from 'cors';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -35,6 +36,8 @@ export interface Tusgate {
   quota: QuotaTracker;
   events: UploadEvents;
   tus: TusServer;
+  /** The lock manager @tus/server uses; every door that writes an upload takes its lock here. */
+  locker: Locker;
   logger: Logger;
   sweep(): Promise<number>;
 }
@@ -81,9 +84,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000,
     events,
   });
+  const locker = new MemoryLocker();
   const tus = createTusServer({
     store,
-    locker: new MemoryLocker(),
+    locker,
     quota,
     maxFileSize: config.MAX_FILE_SIZE,
     allowedTypes: config.ALLOWED_MIME_TYPES,
@@ -167,6 +171,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     await runWithContext(context, () => tus.handle(req, res));
   });
 
+  // The legacy /api/v1 facade is mounted here (server/legacy/).
+
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ detail: 'Not Found' });
   });
@@ -189,6 +195,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     quota,
     events,
     tus,
+    locker,
     logger,
     sweep: () => store.sweepExpired(),
   };

@@ -11,7 +11,14 @@ export interface UploadRecord {
   origin: 'tus' | 'legacy';
   createdAt: string;
   lastWriteAt: string;
-  state: 'uploading' | 'complete';
+  /**
+   * uploading: bytes still arriving. stored: every byte is in and verified, waiting for the owner's
+   * confirmation (legacy sessions complete only when their client calls `complete`). complete:
+   * verified and servable.
+   */
+  state: 'uploading' | 'stored' | 'complete';
+  /** Completion waits for `VerifyingStore.confirm` instead of happening with the last byte. */
+  confirmRequired?: boolean;
   /** Declared media type, as the client sent it. */
   declaredType?: string;
   /** Declared whole-file SHA-256, lower-case hex. */
@@ -20,6 +27,8 @@ export interface UploadRecord {
   filename?: string;
   size?: number;
   verifiedType?: string;
+  /** For a stored upload whose bytes are not its declared type: what they were detected as. */
+  contentMismatch?: string;
   sha256?: string;
   completedAt?: string;
 }

@@ -77,6 +77,7 @@ export class VerifyingStore extends DataStore {
       id: upload.id,
       owner: context.user,
       origin: context.origin ?? 'tus',
+      confirmRequired: context.origin === 'legacy' ? true : undefined,
       createdAt: now,
       lastWriteAt: now,
       state: 'uploading',
@@ -98,7 +99,7 @@ export class VerifyingStore extends DataStore {
     const record = await this.records.get(id);
     if (!record) throw ERRORS.FILE_NOT_FOUND;
     const upload = await this.bytes.getUpload(id);
-    if (record.state === 'complete') {
+    if (record.state !== 'uploading') {
       upload.creation_date = undefined;
       return upload;
     }
@@ -120,7 +121,7 @@ export class VerifyingStore extends DataStore {
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
     const record = await this.records.get(id);
     if (!record) throw ERRORS.FILE_NOT_FOUND;
-    if (record.state === 'complete') {
+    if (record.state !== 'uploading') {
       readable.resume();
       return offset;
     }
@@ -185,7 +186,7 @@ export class VerifyingStore extends DataStore {
   async sweepExpired(now = Date.now()): Promise<number> {
     let removed = 0;
     for (const record of await this.records.all()) {
-      if (record.state !== 'uploading' || this.writing.has(record.id)) continue;
+      if (record.state === 'complete' || this.writing.has(record.id)) continue;
       if (Date.parse(record.lastWriteAt) + this.options.expiryMs > now) continue;
       await this.drop(record);
       this.options.events.emit('expired', record);
@@ -223,30 +224,73 @@ export class VerifyingStore extends DataStore {
   /** Decides the verdict on a fully stored upload, records it, and removes the upload if it fails. */
   private async finish(record: UploadRecord, size: number, hash?: Hash): Promise<void> {
     const running = hash ?? (await this.hashes.at(record.id, size, (end) => this.bytes.readRange(record.id, 0, end)));
-    const sha256 = running.digest('hex');
+    record.sha256 = running.digest('hex');
+    record.size = size;
     this.hashes.forget(record.id);
     if (record.declaredType) {
       const head = await readAll(this.bytes.readRange(record.id, 0, Math.min(size, CONTENT_HEAD_BYTES)));
       const verdict = await checkContent(record.declaredType, head);
-      if (!verdict.ok) {
-        await this.discard(record, 'type');
-        throw VERIFY_ERRORS.typeMismatch(record.declaredType, verdict.detected);
-      }
-      record.verifiedType = verdict.verifiedType;
+      if (verdict.ok) record.verifiedType = verdict.verifiedType;
+      else record.contentMismatch = verdict.detected ?? 'unrecognised';
     } else {
       record.verifiedType = 'application/octet-stream';
     }
-    if (record.expectedSha256 && record.expectedSha256 !== sha256) {
-      await this.discard(record, 'hash');
+    if (record.confirmRequired) {
+      record.state = 'stored';
+      record.lastWriteAt = new Date().toISOString();
+      await this.records.set(record);
+      return;
+    }
+    await this.confirmRecord(record, record.expectedSha256);
+  }
+
+  /**
+   * Completes a stored upload that waited for its owner's word, checking the digest the owner gives
+   * now. A digest mismatch keeps the upload stored (the owner may confirm again with the right one);
+   * a content mismatch removes it.
+   */
+  async confirm(id: string, expectedSha256: string | undefined): Promise<UploadRecord> {
+    const record = await this.records.get(id);
+    if (!record) throw ERRORS.FILE_NOT_FOUND;
+    if (record.state === 'complete') return record;
+    if (record.state !== 'stored') throw { status_code: 409, body: 'Conflict: the upload is not fully stored yet\n' };
+    await this.confirmRecord(record, expectedSha256, { keepOnHashMismatch: true });
+    return record;
+  }
+
+  private async confirmRecord(
+    record: UploadRecord,
+    expectedSha256: string | undefined,
+    { keepOnHashMismatch = false } = {},
+  ): Promise<void> {
+    if (record.contentMismatch !== undefined) {
+      const detected = record.contentMismatch;
+      await this.discard(record, 'type');
+      throw VERIFY_ERRORS.typeMismatch(record.declaredType ?? 'type', detected === 'unrecognised' ? undefined : detected);
+    }
+    if (expectedSha256 && expectedSha256 !== record.sha256) {
+      if (keepOnHashMismatch) {
+        this.options.events.emit('failed', record, 'hash');
+      } else {
+        await this.discard(record, 'hash');
+      }
       throw VERIFY_ERRORS.HASH_MISMATCH;
     }
     const now = new Date().toISOString();
-    Object.assign(record, { state: 'complete', sha256, size, completedAt: now, lastWriteAt: now });
+    Object.assign(record, { state: 'complete', completedAt: now, lastWriteAt: now });
     await this.records.set(record);
     this.quota.release(record.owner, record.id);
     const context = currentContext();
-    if (context) context.responseHeaders['Repr-Digest'] = reprDigest(sha256);
+    if (context) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256!);
     this.options.events.emit('completed', record);
+  }
+
+  /** Counts as a write for expiry (the legacy facade staging a chunk that arrived early). */
+  async touch(id: string): Promise<void> {
+    const record = await this.records.get(id);
+    if (!record || record.state === 'complete') return;
+    record.lastWriteAt = new Date().toISOString();
+    await this.records.set(record);
   }
 
   private async discard(record: UploadRecord, reason: FailureReason): Promise<void> {
