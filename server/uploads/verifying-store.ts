@@ -148,7 +148,7 @@ export class VerifyingStore extends DataStore {
         );
       } catch (error) {
         await this.settleFailedWrite(record, hash, offset + hashed);
-        if (size === undefined && sourceError === ERRORS.ERR_MAX_SIZE_EXCEEDED) {
+        if (size === undefined && (sourceError as Partial<HttpError> | undefined)?.status_code === 413) {
           // A deferred-length upload cut off at the size limit can never become a valid file.
           await this.discard(record, 'size');
           throw ERRORS.ERR_MAX_SIZE_EXCEEDED;
