@@ -1,0 +1,71 @@
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { createApp, type Tusgate } from '../../server/app.js';
+import { createTokenVerifier, type TokenVerifier } from '../../server/auth/verifier.js';
+import { loadConfig, type Config } from '../../server/config.js';
+import { makeDataDir } from './server.js';
+
+/**
+ * Like startServer (helpers/server.ts), but nothing is assumed about the key: the config is exactly
+ * tus.config.ts's defaults plus `config`, and the caller may pass its own logger and verifier.
+ */
+export interface AppServerOptions {
+  config?: Partial<Config>;
+  logger?: Logger;
+  verify?: TokenVerifier;
+  devToken?: string;
+}
+
+export interface AppServer {
+  url: string;
+  config: Config;
+  tusgate: Tusgate;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export async function startApp(options: AppServerOptions = {}): Promise<AppServer> {
+  const ownDir = options.config?.DATA_DIR === undefined;
+  const dataDir = options.config?.DATA_DIR ?? (await makeDataDir());
+  const config = loadConfig({}, { LOG_LEVEL: 'silent', ...options.config, DATA_DIR: dataDir });
+  const tusgate = await createApp(config, {
+    verify: options.verify ?? createTokenVerifier(config),
+    logger: options.logger ?? pino({ level: 'silent' }),
+    devToken: options.devToken,
+  });
+  const server = http.createServer(tusgate.app);
+  server.requestTimeout = 0;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    config,
+    tusgate,
+    dataDir,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (ownDir) await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A pino logger that keeps every line it writes, in memory. */
+export function memoryLogger(level = 'info'): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const logger = pino({ level, base: { service: 'tusgate' } }, { write: (line: string) => void lines.push(line) });
+  return { logger, lines };
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(check: () => T | undefined, timeoutMs = 3000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
