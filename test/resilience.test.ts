@@ -1,0 +1,181 @@
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { expect } from 'chai';
+import { request, tus } from './helpers/http.js';
+import { spawnServer, type ServerProcess } from './helpers/process.js';
+import { makeDataDir, signToken } from './helpers/server.js';
+import { PNG } from './samples.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Starts a PATCH and sends `data` slowly, so that the test can act while bytes are in flight. */
+function slowPatch(location: string, token: string, offset: number, data: Buffer, piece = 64 * 1024, delayMs = 5) {
+  const req = http.request(location, {
+    method: 'PATCH',
+    agent: false,
+    headers: {
+      'Tus-Resumable': '1.0.0',
+      Authorization: `Bearer ${token}`,
+      'Upload-Offset': offset,
+      'Content-Type': 'application/offset+octet-stream',
+      'Content-Length': data.length,
+    },
+  });
+  const response = new Promise<number>((resolve) => {
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(-1));
+  });
+  let sent = 0;
+  const pump = async () => {
+    while (sent < data.length && !req.destroyed) {
+      const end = Math.min(data.length, sent + piece);
+      req.write(data.subarray(sent, end));
+      sent = end;
+      await sleep(delayMs);
+    }
+    if (!req.destroyed) req.end();
+  };
+  void pump();
+  return { req, response, sent: () => sent };
+}
+
+async function resumeToEnd(client: ReturnType<typeof tus>, location: string, data: Buffer) {
+  const head = await client.head(location);
+  expect(head.status).to.equal(200);
+  const offset = Number(head.headers['upload-offset']);
+  const res = await client.patch(location, offset, data.subarray(offset));
+  return { offset, res };
+}
+
+describe('resilience', function () {
+  this.timeout(120_000);
+  let dataDir: string;
+  let token: string;
+  let server: ServerProcess | undefined;
+
+  beforeEach(async () => {
+    dataDir = await makeDataDir();
+    token = await signToken('alice');
+  });
+  afterEach(async () => {
+    await server?.kill('SIGKILL');
+    server = undefined;
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('survives kill -9 mid-PATCH: HEAD offset ≤ stored bytes, resume gives the exact file and digest', async () => {
+    const file = Buffer.concat([PNG, randomBytes(4 * 1024 * 1024)]);
+    const digest = createHash('sha256').update(file).digest();
+    server = await spawnServer({ DATA_DIR: dataDir });
+    let client = tus(server.url, token);
+    const created = await client.create(file.length, { filetype: 'image/png', sha256: digest.toString('hex') });
+    const id = created.headers.location!.split('/').pop()!;
+    for (let round = 0; round < 3; round++) {
+      const location = `${server.url}/files/${id}`;
+      const offset = Number((await client.head(location)).headers['upload-offset']);
+      const patch = slowPatch(location, token, offset, file.subarray(offset));
+      const target = 256 * 1024 + Math.floor(Math.random() * 512 * 1024);
+      while (patch.sent() < Math.min(target, file.length - offset - 1)) await sleep(2);
+      await server.kill('SIGKILL');
+      patch.req.destroy();
+      const stored = (await fs.stat(path.join(dataDir, 'uploads', id))).size;
+      server = await spawnServer({ DATA_DIR: dataDir });
+      client = tus(server.url, token);
+      const head = await client.head(`${server.url}/files/${id}`);
+      expect(head.status).to.equal(200);
+      expect(Number(head.headers['upload-offset'])).to.be.at.most(stored).and.at.least(offset);
+    }
+    const location = `${server.url}/files/${id}`;
+    const { res } = await resumeToEnd(client, location, file);
+    expect(res.status, res.text).to.equal(204);
+    expect(res.headers['repr-digest']).to.equal(`sha-256=:${digest.toString('base64')}:`);
+    const served = await request(location);
+    expect(served.body.equals(file)).to.equal(true);
+  });
+
+  it('keeps an upload across a restart between PATCHes', async () => {
+    const file = Buffer.concat([PNG, randomBytes(100_000)]);
+    server = await spawnServer({ DATA_DIR: dataDir });
+    const created = await tus(server.url, token).create(file.length, { filetype: 'image/png' });
+    const id = created.headers.location!.split('/').pop()!;
+    await tus(server.url, token).patch(`${server.url}/files/${id}`, 0, file.subarray(0, 50_000));
+    await server.kill('SIGTERM');
+    server = await spawnServer({ DATA_DIR: dataDir });
+    const client = tus(server.url, token);
+    const { offset, res } = await resumeToEnd(client, `${server.url}/files/${id}`, file);
+    expect(offset).to.equal(50_000);
+    expect(res.status).to.equal(204);
+    expect((await request(`${server.url}/files/${id}`)).body.equals(file)).to.equal(true);
+  });
+
+  it('is not taken down by many PATCHes and downloads dropped mid-body, and frees the locks', async () => {
+    server = await spawnServer({ DATA_DIR: dataDir, MAX_ACTIVE_UPLOADS_PER_USER: '1000', UPLOADS_PER_HOUR_PER_USER: '1000' });
+    const client = tus(server.url, token);
+    const big = Buffer.concat([PNG, randomBytes(8 * 1024 * 1024)]);
+    const done = await client.create(big.length, { filetype: 'image/png' });
+    expect((await client.patch(done.headers.location!, 0, big)).status).to.equal(204);
+
+    const locations: string[] = [];
+    for (let i = 0; i < 20; i++) locations.push((await client.create(big.length, { filetype: 'image/png' })).headers.location!);
+
+    const dropPatch = async (location: string) => {
+      const offset = Number((await client.head(location)).headers['upload-offset']);
+      const patch = slowPatch(location, token, offset, big.subarray(offset), 32 * 1024, 1);
+      const cut = Math.floor(Math.random() * 200 * 1024);
+      while (patch.sent() < cut && !patch.req.destroyed) await sleep(1);
+      patch.req.destroy();
+    };
+    const dropDownload = (url: string) =>
+      new Promise<void>((resolve) => {
+        const req = http.get(url, { agent: false }, (res) => {
+          let seen = 0;
+          const limit = Math.floor(Math.random() * 2 * 1024 * 1024);
+          res.on('data', (chunk: Buffer) => {
+            seen += chunk.length;
+            if (seen >= limit) req.destroy();
+          });
+          res.on('close', resolve);
+        });
+        req.on('error', () => resolve());
+      });
+
+    for (let round = 0; round < 10; round++) {
+      await Promise.all([
+        ...locations.map((location) => dropPatch(location)),
+        ...Array.from({ length: 20 }, () => dropDownload(done.headers.location!)),
+      ]);
+    }
+    expect(server.child.exitCode).to.equal(null);
+    expect((await request(`${server.url}/health`)).status).to.equal(200);
+
+    // Every dropped upload is consistent and its lock free: it resumes at once to the exact file.
+    for (const location of locations.slice(0, 5)) {
+      const started = Date.now();
+      const { res } = await resumeToEnd(client, location, big);
+      expect(res.status, res.text).to.equal(204);
+      expect(Date.now() - started).to.be.below(5000);
+      expect((await request(location)).body.equals(big)).to.equal(true);
+    }
+  });
+
+  it('exits 0 on SIGTERM during uploads, leaving offsets a restart can resume from', async () => {
+    const file = Buffer.concat([PNG, randomBytes(2 * 1024 * 1024)]);
+    server = await spawnServer({ DATA_DIR: dataDir, SHUTDOWN_GRACE_MS: '1000' });
+    const created = await tus(server.url, token).create(file.length, { filetype: 'image/png' });
+    const id = created.headers.location!.split('/').pop()!;
+    const patch = slowPatch(`${server.url}/files/${id}`, token, 0, file, 32 * 1024, 20);
+    while (patch.sent() < 256 * 1024) await sleep(5);
+    expect(await server.kill('SIGTERM')).to.equal(0);
+    patch.req.destroy();
+    server = await spawnServer({ DATA_DIR: dataDir });
+    const { offset, res } = await resumeToEnd(tus(server.url, token), `${server.url}/files/${id}`, file);
+    expect(offset).to.be.greaterThan(0);
+    expect(res.status).to.equal(204);
+    expect((await request(`${server.url}/files/${id}`)).body.equals(file)).to.equal(true);
+  });
+});
