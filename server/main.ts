@@ -89,6 +89,18 @@ async function start(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
+// undici's web streams (which @tus/server's request bodies are built on) can throw
+// ERR_INVALID_STATE from a stream controller when a client vanishes at an unlucky moment; that
+// error belongs to one dead request and must not take every other upload down with the process.
+process.on('uncaughtException', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'ERR_INVALID_STATE' && /ReadableStream|Controller/.test(String(error.stack))) {
+    process.stderr.write(`tusgate: ignored a stream error of an aborted request: ${error.message}\n`);
+    return;
+  }
+  process.stderr.write(`tusgate: fatal: ${error.stack ?? error}\n`);
+  process.exit(1);
+});
+
 start().catch((error: unknown) => {
   process.stderr.write(`tusgate: failed to start: ${(error as Error).stack ?? error}\n`);
   process.exit(1);

@@ -1,0 +1,67 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { request, tus } from './helpers/http.js';
+import { startServer, type TestServer } from './helpers/server.js';
+import { TEXT } from './samples.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const exists = (file: string) => fs.stat(file).then(() => true, () => false);
+
+describe('expiry of incomplete uploads', function () {
+  this.timeout(20_000);
+  let server: TestServer;
+  let client: ReturnType<typeof tus>;
+  beforeEach(async () => {
+    server = await startServer({ UPLOAD_EXPIRY_SECONDS: 2 });
+    client = tus(server.url, await server.token('alice'));
+  });
+  afterEach(() => server.close());
+
+  it('slides with each write, answers 410 once passed, and the sweep removes data and metadata', async () => {
+    const location = (await client.create(TEXT.length)).headers.location!;
+    const id = location.split('/').pop()!;
+    await client.patch(location, 0, TEXT.subarray(0, 10));
+    await sleep(1300);
+    const second = await client.patch(location, 10, TEXT.subarray(10, 20));
+    expect(second.status).to.equal(204);
+    const expires = Date.parse(String(second.headers['upload-expires']));
+    expect(expires).to.be.within(Date.now() + 500, Date.now() + 2500);
+    await sleep(1300);
+    // 2.6 s after creation but only 1.3 s after the last write: still alive.
+    expect((await client.head(location)).status).to.equal(200);
+    await sleep(1200);
+    expect((await client.head(location)).status).to.equal(410);
+    expect((await client.patch(location, 20, TEXT.subarray(20))).status).to.equal(410);
+    expect(await server.tusgate.sweep()).to.equal(1);
+    expect((await client.head(location)).status).to.equal(404);
+    expect(await exists(path.join(server.dataDir, 'uploads', id))).to.equal(false);
+    expect(await exists(path.join(server.dataDir, 'uploads', `${id}.json`))).to.equal(false);
+    expect(await exists(path.join(server.dataDir, 'records', `${id}.json`))).to.equal(false);
+  });
+
+  it('never expires a finished upload', async () => {
+    const location = (await client.create(TEXT.length)).headers.location!;
+    expect((await client.patch(location, 0, TEXT)).status).to.equal(204);
+    await sleep(2300);
+    expect(await server.tusgate.sweep()).to.equal(0);
+    expect((await client.head(location)).status).to.equal(200);
+    const served = await request(location);
+    expect(served.status).to.equal(200);
+    expect(served.body.equals(TEXT)).to.equal(true);
+  });
+
+  it('gives the expired upload its quota slot back', async () => {
+    const limited = await startServer({ UPLOAD_EXPIRY_SECONDS: 1, MAX_ACTIVE_UPLOADS_PER_USER: 1 });
+    try {
+      const c = tus(limited.url, await limited.token('bob'));
+      expect((await c.create(TEXT.length)).status).to.equal(201);
+      expect((await c.create(TEXT.length)).status).to.equal(429);
+      await sleep(1200);
+      await limited.tusgate.sweep();
+      expect((await c.create(TEXT.length)).status).to.equal(201);
+    } finally {
+      await limited.close();
+    }
+  });
+});
