@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import { readableRecord, sendUpload } from './files/serve.js';
 import { healthRouter } from './ops/health.js';
 import { createLogger, requestLogger } from './ops/logging.js';
+import { Metrics } from './ops/metrics.js';
 import { TusgateFileStore } from './storage/file-store.js';
 import { methodOverride, tusPrecheck } from './tus/precheck.js';
 import { createTusServer, TUSGATE_EXPOSED_HEADERS } from './tus/tus-server.js';
@@ -35,6 +36,7 @@ export interface Tusgate {
   store: VerifyingStore;
   quota: QuotaTracker;
   events: UploadEvents;
+  metrics: Metrics;
   tus: TusServer;
   /** The lock manager @tus/server uses; every door that writes an upload takes its lock here. */
   locker: Locker;
@@ -95,9 +97,12 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     logger,
   });
 
+  const metrics = new Metrics(events, () => quota.totalActive());
+
   const app = express();
   app.disable('x-powered-by');
   app.use(requestLogger(logger));
+  app.use(metrics.middleware());
   app.use((_req, res, next) => {
     res.set('X-Content-Type-Options', 'nosniff');
     next();
@@ -112,6 +117,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     }),
   );
   app.use(healthRouter({ dataDir: config.DATA_DIR, maxFileSize: config.MAX_FILE_SIZE }));
+  app.get('/metrics', (req, res) => metrics.handler(req, res));
 
   if (options.devToken) {
     const devToken = options.devToken;
@@ -159,6 +165,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
       if (record.state === 'complete' && record.sha256) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256);
     }
     mergeContextHeaders(res, context);
+    res.once('close', () => {
+      if (!res.writableFinished && (req.method === 'PATCH' || req.method === 'POST')) metrics.failed.inc({ reason: 'aborted' });
+    });
     res.on('finish', () => {
       if (context.uploadId) req.uploadId = context.uploadId;
       if (context.admitted && res.statusCode >= 300 && context.uploadId) {
@@ -194,6 +203,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     store,
     quota,
     events,
+    metrics,
     tus,
     locker,
     logger,

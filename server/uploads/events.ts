@@ -9,6 +9,8 @@ export interface UploadEventMap {
   failed: [UploadRecord, FailureReason];
   terminated: [UploadRecord];
   expired: [UploadRecord];
+  /** Bytes of one request stored into an upload. */
+  received: [number];
 }
 
 /** Lifecycle events of uploads, whichever door they came through; metrics and hooks listen here. */

@@ -46,6 +46,12 @@ export class QuotaTracker {
     if (active.size === 0) this.active.delete(user);
   }
 
+  totalActive(): number {
+    let total = 0;
+    for (const set of this.active.values()) total += set.size;
+    return total;
+  }
+
   activeCount(user: string): number {
     return this.active.get(user)?.size ?? 0;
   }

@@ -156,6 +156,7 @@ export class VerifyingStore extends DataStore {
         throw error;
       }
       this.hashes.advance(id, hash, newOffset);
+      if (hashed > 0) this.options.events.emit('received', hashed);
       record.lastWriteAt = new Date().toISOString();
       if (size !== undefined && newOffset === size) {
         await this.finish(record, newOffset, hash);

@@ -1,0 +1,80 @@
+import type { NextFunction, Request, Response } from 'express';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { UploadEvents } from '../uploads/events.js';
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** The matched route with its parameters named (`/files/:id`), so label values stay few. */
+function routeLabel(req: Request): string {
+  if (!req.route) return 'unmatched';
+  const names = new Map(Object.entries(req.params ?? {}).map(([name, value]) => [String(value), name]));
+  const path = `${req.baseUrl}${req.path}`.replace(/\/+$/, '') || '/';
+  return path
+    .split('/')
+    .map((segment) => {
+      const name = names.get(safeDecode(segment));
+      return name ? `:${name}` : segment;
+    })
+    .join('/');
+}
+
+/** Prometheus metrics of one tusgate app (its own registry, so several apps can share a process). */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly created = new Counter({ name: 'tusgate_uploads_created_total', help: 'Uploads created', labelNames: ['origin'], registers: [this.registry] });
+  readonly completed = new Counter({ name: 'tusgate_uploads_completed_total', help: 'Uploads completed and verified', labelNames: ['origin'], registers: [this.registry] });
+  readonly failed = new Counter({
+    name: 'tusgate_uploads_failed_total',
+    help: 'Uploads or upload requests that failed, by reason (hash, type, size, expired, aborted, checksum)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly terminated = new Counter({ name: 'tusgate_uploads_terminated_total', help: 'Uploads deleted by their owner', registers: [this.registry] });
+  readonly bytesReceived = new Counter({ name: 'tusgate_bytes_received_total', help: 'Upload bytes stored', registers: [this.registry] });
+  readonly duration = new Histogram({
+    name: 'tusgate_http_request_duration_seconds',
+    help: 'HTTP request duration by method, route and status',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
+  constructor(events: UploadEvents, activeUploads: () => number) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'tusgate_' });
+    new Gauge({
+      name: 'tusgate_active_uploads',
+      help: 'Incomplete uploads',
+      registers: [this.registry],
+      collect() {
+        this.set(activeUploads());
+      },
+    });
+    events.on('created', (record) => this.created.inc({ origin: record.origin }));
+    events.on('completed', (record) => this.completed.inc({ origin: record.origin }));
+    events.on('failed', (_record, reason) => this.failed.inc({ reason }));
+    events.on('expired', () => this.failed.inc({ reason: 'expired' }));
+    events.on('terminated', () => this.terminated.inc());
+    events.on('received', (bytes) => this.bytesReceived.inc(bytes));
+  }
+
+  /** Times every request; the route label is the matched route pattern, never the raw path. */
+  middleware() {
+    return (req: Request, res: Response, next: NextFunction) => {
+      const stop = this.duration.startTimer();
+      res.once('close', () => {
+        stop({ method: req.method, route: routeLabel(req), status: res.writableFinished ? res.statusCode : 'aborted' });
+      });
+      next();
+    };
+  }
+
+  async handler(_req: Request, res: Response) {
+    res.set('Content-Type', this.registry.contentType).send(await this.registry.metrics());
+  }
+}

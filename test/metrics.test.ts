@@ -1,0 +1,37 @@
+import { expect } from 'chai';
+import { request, tus } from './helpers/http.js';
+import { startServer, type TestServer } from './helpers/server.js';
+import { PNG, TEXT } from './samples.js';
+
+function value(text: string, name: string, labels = ''): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+describe('/metrics', () => {
+  let server: TestServer;
+  before(async () => (server = await startServer()));
+  after(() => server.close());
+
+  it('counts created, completed, failed-by-reason uploads, bytes, active uploads and request durations', async () => {
+    const client = tus(server.url, await server.token('alice'));
+    const ok = await client.create(TEXT.length);
+    await client.patch(ok.headers.location!, 0, TEXT);
+    const wrongType = await client.create(TEXT.length, { filetype: 'image/png' });
+    expect((await client.patch(wrongType.headers.location!, 0, TEXT)).status).to.equal(415);
+    const wrongHash = await client.create(PNG.length, { filetype: 'image/png', sha256: 'a'.repeat(64) });
+    expect((await client.patch(wrongHash.headers.location!, 0, PNG)).status).to.equal(460);
+    await client.create(TEXT.length); // stays active
+
+    const res = await request(`${server.url}/metrics`);
+    expect(res.status).to.equal(200);
+    expect(res.headers['content-type']).to.match(/^text\/plain/);
+    expect(value(res.text, 'tusgate_uploads_created_total', 'origin="tus"')).to.equal(4);
+    expect(value(res.text, 'tusgate_uploads_completed_total', 'origin="tus"')).to.equal(1);
+    expect(value(res.text, 'tusgate_uploads_failed_total', 'reason="type"')).to.equal(1);
+    expect(value(res.text, 'tusgate_uploads_failed_total', 'reason="hash"')).to.equal(1);
+    expect(value(res.text, 'tusgate_bytes_received_total')).to.equal(2 * TEXT.length + PNG.length);
+    expect(value(res.text, 'tusgate_active_uploads')).to.equal(1);
+    expect(res.text).to.match(/tusgate_http_request_duration_seconds_count\{method="PATCH",route="\/files\/:id",status="204"\} 1/);
+  });
+});
