@@ -1,7 +1,17 @@
 import { z } from 'zod';
 import defaults from '../tus.config.js';
 
-const int = (min = 0) => z.coerce.number().int().min(min);
+// Whole numbers in plain decimal only: Number() would also take "0x10", "1e3" or " ", and a byte
+// count or port written that way is far more likely a mistake than a wish.
+const int = (min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v),
+    z
+      .number({ error: 'must be a whole number' })
+      .int('must be a whole number')
+      .min(min, `must be at least ${min}`)
+      .max(max, `must be at most ${max}`),
+  );
 const list = z.preprocess(
   (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
   z.array(z.string()),
@@ -11,11 +21,11 @@ const bool = z.preprocess((v) => {
   if (/^(true|1|yes)$/i.test(v)) return true;
   if (/^(false|0|no)$/i.test(v)) return false;
   return v;
-}, z.boolean());
+}, z.boolean({ error: 'must be true or false' }));
 const mimePattern = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/i;
 
 const schema = z.object({
-  PORT: int().max(65535),
+  PORT: int(0, 65535),
   HOST: z.string().min(1),
   DATA_DIR: z.string().min(1),
   JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -47,6 +57,17 @@ export type Config = z.infer<typeof schema>;
 
 export class ConfigError extends Error {}
 
+/** Variables whose values are credentials: a start-up error (printed, logged) must not reveal them. */
+const SECRET_VARIABLES = new Set(['JWT_SECRET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'HOOKS_SECRET']);
+
+/** A value as an error message may show it: secrets hidden, URL credentials masked, long values cut. */
+function shown(name: string, value: unknown): string {
+  if (SECRET_VARIABLES.has(name)) return '(hidden)';
+  let text = JSON.stringify(value) ?? String(value);
+  text = text.replace(/\/\/[^/@\s"]*@/g, '//***@');
+  return text.length > 80 ? `${text.slice(0, 77)}..."` : text;
+}
+
 /** Defaults from tus.config.ts, overridden by `env` and then by `overrides`. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const input: Record<string, unknown> = { ...defaults };
@@ -58,7 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? 'configuration');
-    throw new ConfigError(`invalid configuration: ${name}=${JSON.stringify(input[name])}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration: ${name}=${shown(name, input[name])}: ${issue.message}`);
   }
   const config = parsed.data;
   if (config.STORAGE === 's3') throw new ConfigError('invalid configuration: STORAGE=s3 is not available yet in this build');

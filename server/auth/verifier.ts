@@ -50,7 +50,13 @@ export function createTokenVerifier(settings: KeySettings): TokenVerifier {
     key = createSecretKey(Buffer.from(settings.JWT_SECRET, 'utf8'));
     algorithms = ['HS256'];
   } else if (settings.JWT_PUBLIC_KEY) {
-    const publicKey = createPublicKey(settings.JWT_PUBLIC_KEY);
+    let publicKey: KeyObject;
+    try {
+      publicKey = createPublicKey(settings.JWT_PUBLIC_KEY);
+    } catch (error) {
+      // Node's own message ("DECODER routines::unsupported") names no setting: say which one.
+      throw new Error(`JWT_PUBLIC_KEY: not a usable PEM public key (${(error as Error).message})`);
+    }
     key = publicKey;
     algorithms = algorithmsForPublicKey(publicKey);
   } else if (settings.JWT_JWKS_URL) {

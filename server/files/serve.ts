@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { Request, Response } from 'express';
 import send from 'send';
 import { reprDigest } from '../uploads/digest.js';
@@ -7,12 +8,22 @@ import type { VerifyingStore } from '../uploads/verifying-store.js';
 /** Served content may be anything a user uploaded: it must never run as script on this origin. */
 const CONTENT_SECURITY_POLICY = "default-src 'none'; media-src 'self'; img-src 'self'; style-src 'unsafe-inline'; sandbox";
 
+/** RFC 8187 attr-chars are left as they are; encodeURIComponent also leaves ' ( ) * alone, which are not. */
+function encodeExtValue(value: string): string {
+  return encodeURIComponent(value).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 /** RFC 6266 / 8187: an ASCII fallback plus the exact UTF-8 name. */
 export function contentDisposition(filename: string | undefined): string {
   if (!filename) return 'inline';
-  const clean = filename.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 255);
+  // A name, never a path: separators become '_' in both forms (RFC 6266 §4.3 leaves stripping paths
+  // to recipients; not every recipient does). Cut by code points, so that no surrogate pair is split
+  // (encodeURIComponent throws on a lone surrogate).
+  const clean = Array.from(filename.replace(/[\u0000-\u001f\u007f]/g, '').replace(/[/\\]/g, '_'))
+    .slice(0, 255)
+    .join('');
   const fallback = clean.replace(/[^\x20-\x7e]|["\\%]/g, '_');
-  return `inline; filename="${fallback}"; filename*=UTF-8''${encodeURIComponent(clean)}`;
+  return `inline; filename="${fallback}"; filename*=UTF-8''${encodeExtValue(clean)}`;
 }
 
 export interface FileAccess {
@@ -53,14 +64,22 @@ export function sendUpload(req: Request, res: Response, store: VerifyingStore, r
     dotfiles: 'allow',
     index: false,
   });
-  stream.on('error', (error: { status?: number }) => {
+  stream.on('error', (error: { status?: number; headers?: Record<string, string> }) => {
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    res.removeHeader('Repr-Digest');
-    res.removeHeader('ETag');
-    res.status(error.status === 404 ? 404 : 500).type('text/plain').send(error.status === 404 ? 'Not Found\n' : 'Internal Server Error\n');
+    // `send` reports an unsatisfiable Range (416, with `Content-Range: bytes */size`) and a failed
+    // If-Match / If-Unmodified-Since (412) as errors too: they are answers to the client, not 500s.
+    const status = error.status === 404 || error.status === 412 || error.status === 416 ? error.status : 500;
+    res.removeHeader('Content-Disposition');
+    if (status === 404 || status === 500) {
+      res.removeHeader('Repr-Digest');
+      res.removeHeader('ETag');
+      res.removeHeader('Last-Modified');
+    }
+    if (error.headers && status !== 500) res.set(error.headers);
+    res.status(status).type('text/plain').send(`${STATUS_CODES[status]}\n`);
   });
   stream.pipe(res);
 }

@@ -1,0 +1,257 @@
+import fs from 'node:fs/promises';
+import { expect } from 'chai';
+import { exportSPKI, generateKeyPair } from 'jose';
+import { ConfigError, loadConfig } from '../server/config.js';
+import { LEGACY_MIME_TYPES } from '../tus.config.js';
+import { request, tus } from './helpers/http.js';
+import { makeDataDir } from './helpers/server.js';
+import { freePort, runServer, type RunningServer } from './helpers/spawn.js';
+import { TEXT } from './samples.js';
+
+/** Asserts that loadConfig refuses `env` with a one-line ConfigError naming `variable`. */
+function expectRefused(env: Record<string, string>, variable: string): string {
+  let thrown: unknown;
+  try {
+    loadConfig(env);
+  } catch (error) {
+    thrown = error;
+  }
+  expect(thrown, `${JSON.stringify(env)} must be refused`).to.be.instanceOf(ConfigError);
+  const message = (thrown as Error).message;
+  expect(message, 'one line').not.to.match(/[\r\n]/);
+  expect(message).to.include(variable);
+  return message;
+}
+
+describe('config: loadConfig', () => {
+  it('has the SPEC §1 defaults', () => {
+    const config = loadConfig({});
+    expect(config.PORT).to.equal(1080);
+    expect(config.HOST).to.equal('127.0.0.1');
+    expect(config.DATA_DIR).to.equal('./data');
+    expect(config.JWT_SECRET).to.equal(undefined);
+    expect(config.JWT_PUBLIC_KEY).to.equal(undefined);
+    expect(config.JWT_JWKS_URL).to.equal(undefined);
+    expect(config.JWT_ISSUER).to.equal(undefined);
+    expect(config.JWT_AUDIENCE).to.equal(undefined);
+    expect(config.JWT_USER_CLAIM).to.equal('sub');
+    expect(config.MAX_FILE_SIZE).to.equal(100_000_000);
+    expect(config.MAX_CHUNK_SIZE).to.equal(10_485_760);
+    expect(config.UPLOAD_EXPIRY_SECONDS).to.equal(86_400);
+    expect(config.SWEEP_INTERVAL_SECONDS).to.equal(60);
+    expect(config.MAX_ACTIVE_UPLOADS_PER_USER).to.equal(10);
+    expect(config.UPLOADS_PER_HOUR_PER_USER).to.equal(100);
+    expect(config.FILES_PUBLIC).to.equal(true);
+    expect(config.CORS_ORIGINS).to.deep.equal(['http://localhost:3000', 'http://127.0.0.1:3000']);
+    expect(config.STORAGE).to.equal('file');
+    expect(config.REDIS_URL).to.equal(undefined);
+    expect(config.MAX_IMAGE_PIXELS).to.equal(100_000_000);
+  });
+
+  it('allows the legacy MIME list plus the standard names by default', () => {
+    const legacy = [
+      'video/mp4', 'video/webm', 'video/ogg', 'video/avi', 'video/mov',
+      'audio/mp3', 'audio/wav', 'audio/ogg', 'audio/aac', 'audio/webm',
+      'image/jpeg', 'image/png', 'image/gif', 'image/webp',
+      'text/plain',
+    ];
+    expect(LEGACY_MIME_TYPES).to.have.members(legacy);
+    expect(loadConfig({}).ALLOWED_MIME_TYPES).to.have.members([...legacy, 'video/quicktime', 'audio/mpeg', 'audio/mp4']);
+  });
+
+  it('is overridden by environment variables, typed', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      HOST: '0.0.0.0',
+      DATA_DIR: '/tmp/somewhere',
+      JWT_SECRET: 'a-secret-of-sufficient-length',
+      JWT_ISSUER: 'https://issuer.example',
+      JWT_AUDIENCE: 'tusgate',
+      JWT_USER_CLAIM: 'email',
+      MAX_FILE_SIZE: '5000',
+      MAX_CHUNK_SIZE: '1024',
+      ALLOWED_MIME_TYPES: ' image/* , text/plain ',
+      UPLOAD_EXPIRY_SECONDS: '120',
+      SWEEP_INTERVAL_SECONDS: '5',
+      MAX_ACTIVE_UPLOADS_PER_USER: '3',
+      UPLOADS_PER_HOUR_PER_USER: '7',
+      FILES_PUBLIC: 'false',
+      CORS_ORIGINS: 'https://a.example,https://b.example',
+    });
+    expect(config).to.include({
+      PORT: 8080,
+      HOST: '0.0.0.0',
+      DATA_DIR: '/tmp/somewhere',
+      JWT_SECRET: 'a-secret-of-sufficient-length',
+      JWT_ISSUER: 'https://issuer.example',
+      JWT_AUDIENCE: 'tusgate',
+      JWT_USER_CLAIM: 'email',
+      MAX_FILE_SIZE: 5000,
+      MAX_CHUNK_SIZE: 1024,
+      UPLOAD_EXPIRY_SECONDS: 120,
+      SWEEP_INTERVAL_SECONDS: 5,
+      MAX_ACTIVE_UPLOADS_PER_USER: 3,
+      UPLOADS_PER_HOUR_PER_USER: 7,
+      FILES_PUBLIC: false,
+    });
+    expect(config.ALLOWED_MIME_TYPES).to.deep.equal(['image/*', 'text/plain']);
+    expect(config.CORS_ORIGINS).to.deep.equal(['https://a.example', 'https://b.example']);
+    expect(loadConfig({ FILES_PUBLIC: 'true' }).FILES_PUBLIC).to.equal(true);
+    expect(loadConfig({ FILES_PUBLIC: '0' }).FILES_PUBLIC).to.equal(false);
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ PORT: '', MAX_FILE_SIZE: '' })).to.include({ PORT: 1080, MAX_FILE_SIZE: 100_000_000 });
+  });
+
+  it('refuses bad values with a one-line message naming the variable', () => {
+    expectRefused({ MAX_FILE_SIZE: 'abc' }, 'MAX_FILE_SIZE');
+    expectRefused({ MAX_FILE_SIZE: '-5' }, 'MAX_FILE_SIZE');
+    expectRefused({ MAX_FILE_SIZE: '1.5' }, 'MAX_FILE_SIZE');
+    expectRefused({ MAX_FILE_SIZE: '0' }, 'MAX_FILE_SIZE');
+    expectRefused({ FILES_PUBLIC: 'maybe' }, 'FILES_PUBLIC');
+    expectRefused({ PORT: '99999' }, 'PORT');
+    expectRefused({ PORT: 'http' }, 'PORT');
+    expectRefused({ ALLOWED_MIME_TYPES: 'image/png,notamime' }, 'ALLOWED_MIME_TYPES');
+    expectRefused({ ALLOWED_MIME_TYPES: 'image/png,text/' }, 'ALLOWED_MIME_TYPES');
+    expectRefused({ ALLOWED_MIME_TYPES: ',' }, 'ALLOWED_MIME_TYPES');
+    expectRefused({ JWT_JWKS_URL: 'not a url' }, 'JWT_JWKS_URL');
+    expectRefused({ JWT_PUBLIC_KEY: 'not a pem' }, 'JWT_PUBLIC_KEY');
+    expectRefused({ STORAGE: 'ftp' }, 'STORAGE');
+    expectRefused({ UPLOAD_EXPIRY_SECONDS: '1h' }, 'UPLOAD_EXPIRY_SECONDS');
+  });
+
+  it('refuses a number written in another notation, rather than guessing what it meant', () => {
+    // "0x10" is not sixteen bytes and "1e3" is not a byte count anyone writes on purpose.
+    expectRefused({ MAX_FILE_SIZE: '0x10' }, 'MAX_FILE_SIZE');
+    expectRefused({ MAX_FILE_SIZE: '1e3' }, 'MAX_FILE_SIZE');
+    expectRefused({ PORT: ' ' }, 'PORT');
+  });
+
+  it('never echoes a secret in its message', () => {
+    const message = expectRefused({ JWT_SECRET: 'too-short-x' }, 'JWT_SECRET');
+    expect(message).not.to.include('too-short-x');
+    const redis = expectRefused({ REDIS_URL: 'http://user:hunter2secret@cache:6379' }, 'REDIS_URL');
+    expect(redis).not.to.include('hunter2secret');
+  });
+
+  it('applies explicit overrides after the environment', () => {
+    expect(loadConfig({ PORT: '8080' }, { PORT: 9090 }).PORT).to.equal(9090);
+  });
+});
+
+describe('config: the real process', function () {
+  this.timeout(30_000);
+  const running: RunningServer[] = [];
+  let dataDir: string;
+  before(async () => (dataDir = await makeDataDir()));
+  after(async () => {
+    // Every spawned process is stopped by its PID, bounded.
+    await Promise.all(running.map((proc) => proc.stop('SIGKILL', 5000).catch(() => undefined)));
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+  const run = (env: Record<string, string>) => {
+    const proc = runServer(env);
+    running.push(proc);
+    return proc;
+  };
+  const exitCode = (proc: RunningServer, timeoutMs = 15_000) =>
+    Promise.race([
+      proc.exited,
+      new Promise<never>((_resolve, reject) =>
+        setTimeout(() => reject(new Error(`no exit within ${timeoutMs} ms\nstdout: ${proc.stdout()}\nstderr: ${proc.stderr()}`)), timeoutMs),
+      ),
+    ]);
+  const stderrLines = (proc: RunningServer) => proc.stderr().split('\n').filter((line) => line.trim() !== '');
+
+  it('stops on MAX_FILE_SIZE=abc with one stderr line naming it', async () => {
+    const proc = run({ PORT: String(await freePort()), DATA_DIR: dataDir, JWT_SECRET: 'a-secret-of-sufficient-length', MAX_FILE_SIZE: 'abc' });
+    expect(await exitCode(proc)).to.not.equal(0);
+    const lines = stderrLines(proc);
+    expect(lines, proc.stderr()).to.have.length(1);
+    expect(lines[0]).to.include('MAX_FILE_SIZE');
+    expect(proc.stdout()).not.to.include('listening');
+  });
+
+  it('stops on a PEM that is not a usable key with one line naming JWT_PUBLIC_KEY', async () => {
+    const proc = run({
+      PORT: String(await freePort()),
+      DATA_DIR: dataDir,
+      JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n',
+    });
+    expect(await exitCode(proc)).to.not.equal(0);
+    const lines = stderrLines(proc);
+    expect(lines, proc.stderr()).to.have.length(1);
+    expect(lines[0]).to.include('JWT_PUBLIC_KEY');
+  });
+
+  it('stops on an unsupported key type (P-384) with one line naming JWT_PUBLIC_KEY', async () => {
+    const { publicKey } = await generateKeyPair('ES384', { extractable: true });
+    const proc = run({ PORT: String(await freePort()), DATA_DIR: dataDir, JWT_PUBLIC_KEY: await exportSPKI(publicKey) });
+    expect(await exitCode(proc)).to.not.equal(0);
+    const lines = stderrLines(proc);
+    expect(lines, proc.stderr()).to.have.length(1);
+    expect(lines[0]).to.include('JWT_PUBLIC_KEY');
+  });
+
+  it('refuses to start in production without a key, with one clear line', async () => {
+    const proc = run({ PORT: String(await freePort()), DATA_DIR: dataDir, NODE_ENV: 'production' });
+    expect(await exitCode(proc)).to.not.equal(0);
+    const lines = stderrLines(proc);
+    expect(lines, proc.stderr()).to.have.length(1);
+    expect(lines[0]).to.match(/JWT_SECRET|JWT_PUBLIC_KEY|JWT_JWKS_URL/);
+    expect(lines[0]).to.match(/production/);
+    expect(proc.stdout()).not.to.include('listening');
+  });
+
+  describe('development mode (no key, NODE_ENV unset)', () => {
+    let proc: RunningServer;
+    let url: string;
+    let token: string;
+    before(async () => {
+      const port = await freePort();
+      url = `http://127.0.0.1:${port}`;
+      proc = run({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+      const match = await proc.waitForStdout(/token for user "([^"]+)"[^\n]*\n(\S+)\n/, 20_000);
+      token = match[2]!;
+    });
+
+    it('prints a token that works on POST /files/', async () => {
+      expect(token.split('.')).to.have.length(3);
+      const client = tus(url, token);
+      const created = await client.create(TEXT.length, { filetype: 'text/plain', filename: 'dev.txt' });
+      expect(created.status, created.text).to.equal(201);
+      const location = new URL(created.headers.location!, url).href;
+      expect((await client.patch(location, 0, TEXT)).status).to.equal(204);
+      const got = await request(location);
+      expect(got.status).to.equal(200);
+      expect(got.body.equals(TEXT)).to.equal(true);
+    });
+
+    it('serves the same token at GET /demo/token, not cached', async () => {
+      const response = await request(`${url}/demo/token`);
+      expect(response.status).to.equal(200);
+      expect(JSON.parse(response.text)).to.deep.equal({ token });
+      expect(response.headers['cache-control']).to.include('no-store');
+    });
+
+    it('still refuses tokens it did not sign', async () => {
+      const forged = `${token.split('.').slice(0, 2).join('.')}.${'A'.repeat(43)}`;
+      const response = await tus(url, forged).create(TEXT.length);
+      expect(response.status).to.equal(401);
+    });
+
+    it('exits 0 on SIGTERM', async () => {
+      expect(await proc.stop('SIGTERM', 15_000)).to.equal(0);
+    });
+  });
+
+  it('serves no /demo/token when a key is configured', async () => {
+    const port = await freePort();
+    const proc = run({ PORT: String(port), DATA_DIR: dataDir, JWT_SECRET: 'a-secret-of-sufficient-length', LOG_LEVEL: 'warn' });
+    await proc.waitForStdout(/tusgate listening/, 20_000);
+    expect(proc.stdout()).not.to.include('token for user');
+    expect((await request(`http://127.0.0.1:${port}/demo/token`)).status).to.equal(404);
+    expect(await proc.stop('SIGTERM', 15_000)).to.equal(0);
+  });
+});
