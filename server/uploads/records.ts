@@ -40,10 +40,16 @@ export interface RecordStore {
   all(): Promise<UploadRecord[]>;
 }
 
+/**
+ * Records as JSON files, with a write-through cache: every tus request reads its upload's record
+ * two or three times, and this process is the only writer (file storage runs one process).
+ * Callers get copies, so a record changed but not yet saved never shows through the cache.
+ */
 export class FileRecordStore implements RecordStore {
   private readonly dir: JsonDirectory<UploadRecord>;
+  private readonly cache = new Map<string, UploadRecord>();
 
-  constructor(directory: string) {
+  constructor(directory: string, private readonly cacheEntries = 10_000) {
     this.dir = new JsonDirectory(directory);
   }
 
@@ -51,16 +57,28 @@ export class FileRecordStore implements RecordStore {
     return this.dir.init();
   }
 
-  get(id: string) {
-    return this.dir.get(id);
+  async get(id: string): Promise<UploadRecord | undefined> {
+    const cached = this.cache.get(id);
+    if (cached) return { ...cached };
+    const record = await this.dir.get(id);
+    if (record) this.remember(record);
+    return record && { ...record };
   }
 
-  set(record: UploadRecord) {
-    return this.dir.set(record.id, record);
+  async set(record: UploadRecord): Promise<void> {
+    await this.dir.set(record.id, record);
+    this.remember({ ...record });
   }
 
-  delete(id: string) {
-    return this.dir.delete(id);
+  async delete(id: string): Promise<void> {
+    this.cache.delete(id);
+    await this.dir.delete(id);
+  }
+
+  private remember(record: UploadRecord): void {
+    this.cache.delete(record.id);
+    if (this.cache.size >= this.cacheEntries) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(record.id, record);
   }
 
   async all(): Promise<UploadRecord[]> {

@@ -50,8 +50,16 @@ export function declaredTypeOf(metadata: Record<string, string | null> | undefin
  * other request can see a finished upload before its verdict is recorded.
  */
 export class VerifyingStore extends DataStore {
-  /** Uploads this process is writing right now; their stored size runs ahead of their records. */
-  private readonly writing = new Set<string>();
+  /**
+   * Writes in progress in this process, by upload. Their stored size runs ahead of their records,
+   * and @tus/server may answer (and release the lock) before a write has settled: when its body
+   * stream fails it stops waiting for the store. The next access to the upload waits for it.
+   */
+  private readonly writing = new Map<string, Promise<number>>();
+
+  private async settled(id: string): Promise<void> {
+    await this.writing.get(id)?.catch(() => undefined);
+  }
 
   constructor(
     readonly bytes: TusgateFileStore,
@@ -96,6 +104,7 @@ export class VerifyingStore extends DataStore {
   }
 
   override async getUpload(id: string): Promise<Upload> {
+    await this.settled(id);
     const record = await this.records.get(id);
     if (!record) throw ERRORS.FILE_NOT_FOUND;
     const upload = await this.bytes.getUpload(id);
@@ -119,55 +128,61 @@ export class VerifyingStore extends DataStore {
   }
 
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
+    await this.settled(id);
+    const work = this.writeVerified(readable, id, offset);
+    this.writing.set(id, work);
+    try {
+      return await work;
+    } finally {
+      if (this.writing.get(id) === work) this.writing.delete(id);
+    }
+  }
+
+  private async writeVerified(readable: Readable, id: string, offset: number): Promise<number> {
     const record = await this.records.get(id);
     if (!record) throw ERRORS.FILE_NOT_FOUND;
     if (record.state !== 'uploading') {
       readable.resume();
       return offset;
     }
-    this.writing.add(id);
+    const size = record.size;
+    const hash = await this.hashes.at(id, offset, (end) => this.bytes.readRange(id, 0, end));
+    let hashed = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        hashed += chunk.length;
+        done(null, chunk);
+      },
+    });
+    let sourceError: unknown;
+    readable.once('error', (error) => (sourceError = error));
+    let newOffset: number;
     try {
-      const { size } = await this.bytes.getUpload(id);
-      const hash = await this.hashes.at(id, offset, (end) => this.bytes.readRange(id, 0, end));
-      let hashed = 0;
-      const tap = new Transform({
-        transform(chunk: Buffer, _encoding, done) {
-          hash.update(chunk);
-          hashed += chunk.length;
-          done(null, chunk);
-        },
-      });
-      let sourceError: unknown;
-      readable.once('error', (error) => (sourceError = error));
-      let newOffset: number;
-      try {
-        newOffset = await this.bytes.write(
-          pipeline(readable, tap, () => {}),
-          id,
-          offset,
-        );
-      } catch (error) {
-        await this.settleFailedWrite(record, hash, offset + hashed);
-        if (size === undefined && (sourceError as Partial<HttpError> | undefined)?.status_code === 413) {
-          // A deferred-length upload cut off at the size limit can never become a valid file.
-          await this.discard(record, 'size');
-          throw ERRORS.ERR_MAX_SIZE_EXCEEDED;
-        }
-        throw error;
+      newOffset = await this.bytes.write(
+        pipeline(readable, tap, () => {}),
+        id,
+        offset,
+      );
+    } catch (error) {
+      await this.settleFailedWrite(record, hash, offset + hashed);
+      if (size === undefined && (sourceError as Partial<HttpError> | undefined)?.status_code === 413) {
+        // A deferred-length upload cut off at the size limit can never become a valid file.
+        await this.discard(record, 'size');
+        throw ERRORS.ERR_MAX_SIZE_EXCEEDED;
       }
-      this.hashes.advance(id, hash, newOffset);
-      if (hashed > 0) this.options.events.emit('received', hashed);
-      record.lastWriteAt = new Date().toISOString();
-      if (size !== undefined && newOffset === size) {
-        await this.finish(record, newOffset, hash);
-      } else {
-        await this.records.set(record);
-        this.announceExpiry(record);
-      }
-      return newOffset;
-    } finally {
-      this.writing.delete(id);
+      throw error;
     }
+    this.hashes.advance(id, hash, newOffset);
+    if (hashed > 0) this.options.events.emit('received', hashed);
+    record.lastWriteAt = new Date().toISOString();
+    if (size !== undefined && newOffset === size) {
+      await this.finish(record, newOffset, hash);
+    } else {
+      await this.records.set(record);
+      this.announceExpiry(record);
+    }
+    return newOffset;
   }
 
   override async declareUploadLength(id: string, length: number): Promise<void> {
