@@ -10,6 +10,7 @@ import { optionalBearer, requireBearer } from './auth/middleware.js';
 import type { TokenVerifier } from './auth/verifier.js';
 import type { Config } from './config.js';
 import { readableRecord, sendUpload } from './files/serve.js';
+import { createLegacyApi } from './legacy/router.js';
 import { healthRouter } from './ops/health.js';
 import { createLogger, requestLogger } from './ops/logging.js';
 import { Metrics } from './ops/metrics.js';
@@ -49,9 +50,11 @@ export interface Tusgate {
  * at completion, the sliding expiry). srvx hands Node the tus headers as a flat array, which
  * overrides anything set earlier, so they are merged into that array.
  */
-function mergeContextHeaders(res: ServerResponse, context: RequestContext): void {
+function mergeContextHeaders(request: Request, res: ServerResponse, context: RequestContext): void {
   const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
   (res as unknown as { writeHead: (...args: unknown[]) => ServerResponse }).writeHead = (...args: unknown[]) => {
+    // The request log line is written on 'finish'; the upload a creation made is known by now.
+    if (context.uploadId) request.uploadId = context.uploadId;
     const extra = Object.entries(context.responseHeaders);
     const raw = args.find((arg): arg is string[] => Array.isArray(arg));
     if (raw) {
@@ -79,7 +82,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   await records.init();
   const quota = new QuotaTracker({ maxActive: config.MAX_ACTIVE_UPLOADS_PER_USER, perHour: config.UPLOADS_PER_HOUR_PER_USER });
   for (const record of await records.all()) {
-    if (record.state === 'uploading') quota.restore(record.owner, record.id, Date.parse(record.createdAt));
+    if (record.state !== 'complete') quota.restore(record.owner, record.id, Date.parse(record.createdAt));
   }
   const events = new UploadEvents();
   const store = new VerifyingStore(new TusgateFileStore(uploadsDir), records, new RunningHashes(), quota, {
@@ -164,7 +167,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
       if (!record || record.owner !== context.user) return notFound(res);
       if (record.state === 'complete' && record.sha256) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256);
     }
-    mergeContextHeaders(res, context);
+    mergeContextHeaders(req, res, context);
     res.once('close', () => {
       if (!res.writableFinished && (req.method === 'PATCH' || req.method === 'POST')) metrics.failed.inc({ reason: 'aborted' });
     });
@@ -180,7 +183,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     await runWithContext(context, () => tus.handle(req, res));
   });
 
-  // The legacy /api/v1 facade is mounted here (server/legacy/).
+  const legacy = await createLegacyApi({ config, store, locker, quota, events, logger, verify: options.verify, files: filesAccess });
+  app.use(legacy.router);
 
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ detail: 'Not Found' });

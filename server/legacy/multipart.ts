@@ -1,0 +1,200 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+import busboy from 'busboy';
+import { LegacyError, validationError } from './errors.js';
+
+/** Where the `file` part goes: to a staging file, checked against its size, or nowhere. */
+export type ChunkSink = { kind: 'stage'; file: string; expectedSize: number } | { kind: 'discard' };
+
+/** Past this many bytes of body beyond the largest possible chunk, a request is refused (413). */
+const BODY_SLACK = 1024 * 1024;
+
+export type ChunkBody =
+  | { kind: 'received'; size: number; sha256: string; chunkHash: string | undefined }
+  /** More bytes than expected. `size` is exact when the part ended within the look-ahead. */
+  | { kind: 'too-large'; size: number; exact: boolean; chunkHash: string | undefined };
+
+/**
+ * How far past the expected size a part is still counted (not stored) so that the error can name
+ * its real size, as the original did; a part longer than that is answered at once.
+ */
+const OVERSIZE_LOOKAHEAD = 64 * 1024;
+
+type PartResult = { kind: 'received'; size: number; sha256: string } | { kind: 'too-large'; size: number; exact: boolean };
+
+/** Streams one part: hashed and counted on the way to disk, never held whole in memory. */
+function consumePart(
+  stream: Readable,
+  sink: ChunkSink,
+  signal: AbortSignal,
+  onEarlyOverflow: (result: PartResult) => void,
+): Promise<PartResult> {
+  if (sink.kind === 'discard') {
+    return new Promise((resolve, reject) => {
+      let size = 0;
+      stream.on('data', (data: Buffer) => (size += data.length));
+      stream.once('error', reject);
+      stream.once('end', () => resolve({ kind: 'received', size, sha256: '' }));
+    });
+  }
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    const out = fs.createWriteStream(sink.file, { flags: 'wx' });
+    let size = 0;
+    let overflowed = false;
+    let answered = false;
+    let writeError: Error | undefined;
+    // A request that ends before its part does leaves the part unfinished: close the file now.
+    signal.addEventListener('abort', () => {
+      out.destroy();
+      reject(new Error('request ended before the file part'));
+    });
+    out.once('error', (error) => {
+      writeError = error;
+      stream.resume();
+    });
+    stream.on('data', (data: Buffer) => {
+      size += data.length;
+      if (size > sink.expectedSize) {
+        if (!overflowed) {
+          overflowed = true;
+          out.destroy();
+        }
+        if (!answered && size > sink.expectedSize + OVERSIZE_LOOKAHEAD) {
+          answered = true;
+          onEarlyOverflow({ kind: 'too-large', size, exact: false });
+        }
+        return;
+      }
+      hash.update(data);
+      if (!writeError && !out.write(data)) {
+        stream.pause();
+        out.once('drain', () => stream.resume());
+      }
+    });
+    stream.once('error', (error) => {
+      out.destroy();
+      reject(error);
+    });
+    stream.once('end', () => {
+      if (overflowed) return resolve({ kind: 'too-large', size, exact: true });
+      out.end(() => {
+        if (writeError) reject(writeError);
+        else resolve({ kind: 'received', size, sha256: hash.digest('hex') });
+      });
+    });
+  });
+}
+
+function isMultipart(req: IncomingMessage): boolean {
+  return /^multipart\/form-data\b/i.test(req.headers['content-type'] ?? '');
+}
+
+const missingFile = () => validationError([{ loc: ['body', 'file'], msg: 'field required', type: 'value_error.missing' }]);
+
+/**
+ * Reads a chunk request's form: the `file` part into `sink`, the optional `chunk_hash` field,
+ * which may come before or after the file. Answers as soon as the file part is too large rather
+ * than reading it to its end; the caller then lets the rest of the request drain (`discardRest`).
+ */
+export function readChunkForm(req: IncomingMessage, sink: ChunkSink, maxChunkSize: number): Promise<ChunkBody> {
+  let parser: busboy.Busboy;
+  try {
+    parser = busboy({
+      headers: req.headers,
+      limits: { fields: 20, fieldSize: 4096, files: 10, parts: 30, headerPairs: 100 },
+    });
+  } catch {
+    // FastAPI read a body of another type as a form without parts; a malformed multipart header
+    // was its generic parse error.
+    req.resume();
+    return Promise.reject(isMultipart(req) ? new LegacyError(400, 'There was an error parsing the body') : missingFile());
+  }
+
+  return new Promise<ChunkBody>((resolve, reject) => {
+    let chunkHash: string | undefined;
+    let fileAsText = false;
+    let filePart: Promise<PartResult> | undefined;
+    let settled = false;
+    const settle = (action: () => void) => {
+      if (settled) return;
+      settled = true;
+      action();
+    };
+    const stop = new AbortController();
+    const fail = (error: LegacyError) => {
+      req.unpipe(parser);
+      stop.abort();
+      settle(() => reject(error));
+    };
+
+    parser.on('field', (name, value) => {
+      if (name === 'chunk_hash') chunkHash = value;
+      if (name === 'file') fileAsText = true;
+    });
+    parser.on('file', (name, stream) => {
+      if (name !== 'file' || filePart) {
+        stream.resume();
+        return;
+      }
+      filePart = consumePart(stream, sink, stop.signal, (early) => {
+        settle(() => {
+          req.unpipe(parser);
+          resolve({ ...(early as Extract<PartResult, { kind: 'too-large' }>), chunkHash });
+        });
+      });
+      // An error here surfaces through the parser's own 'error' or through 'close' below.
+      filePart.catch(() => undefined);
+    });
+    parser.once('error', () => fail(new LegacyError(400, 'There was an error parsing the body')));
+    parser.once('close', () => {
+      if (!filePart) {
+        settle(() =>
+          reject(
+            fileAsText
+              ? validationError([{ loc: ['body', 'file'], msg: "Expected UploadFile, received: <class 'str'>", type: 'value_error' }])
+              : missingFile(),
+          ),
+        );
+        return;
+      }
+      filePart.then(
+        (part) => settle(() => resolve({ ...part, chunkHash })),
+        (error: unknown) => settle(() => reject(error)),
+      );
+    });
+    req.once('close', () => {
+      if (!req.complete) fail(new LegacyError(400, 'There was an error parsing the body'));
+    });
+    // A body the size of no chunk (a huge part of another name, or a chunk that is only read to be
+    // dropped) is not read to its end.
+    let received = 0;
+    const budget = maxChunkSize + BODY_SLACK;
+    const count = (data: Buffer) => {
+      received += data.length;
+      if (received <= budget) return;
+      req.off('data', count);
+      fail(new LegacyError(413, 'Request body too large'));
+    };
+    req.on('data', count);
+    req.pipe(parser);
+  });
+}
+
+/**
+ * After an early answer, reads and drops what the client is still sending, so it can read the
+ * answer on a kept-alive connection; past about one more chunk's worth of bytes the connection is
+ * closed instead.
+ */
+export function discardRest(req: IncomingMessage, maxChunkSize: number): void {
+  if (req.complete) return;
+  const budget = maxChunkSize + BODY_SLACK;
+  let dropped = 0;
+  req.on('data', (data: Buffer) => {
+    dropped += data.length;
+    if (dropped > budget) req.socket.destroy();
+  });
+  req.resume();
+}
