@@ -1,0 +1,93 @@
+// A load driver that speaks raw tus over loopback. Bodies are streamed from a fixed random pool,
+// starting with an MP4 `ftyp` box so that tusgate's content check accepts them.
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { Readable } from 'node:stream';
+
+const MP4_HEAD = Buffer.from('0000001c6674797069736f6d0000020069736f6d69736f32617663316d703431', 'hex');
+const POOL = randomBytes(4 * 1024 * 1024);
+MP4_HEAD.copy(POOL, 0);
+const METADATA = `filetype ${Buffer.from('video/mp4').toString('base64')},filename ${Buffer.from('bench.mp4').toString('base64')}`;
+
+/** Bytes [start, end) of the virtual file, streamed in 256 KiB pieces. */
+function body(start: number, end: number): Readable {
+  let position = start;
+  return new Readable({
+    read() {
+      if (position >= end) return void this.push(null);
+      const at = position % POOL.length;
+      const length = Math.min(256 * 1024, end - position, POOL.length - at);
+      this.push(POOL.subarray(at, at + length));
+      position += length;
+    },
+  });
+}
+
+export interface Target {
+  url: string;
+  token: string;
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+function send(url: string, method: string, headers: Record<string, string | number>, payload?: Readable): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk.slice(0, 500)));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+    });
+    req.on('error', reject);
+    if (payload) payload.pipe(req);
+    else req.end();
+  });
+}
+
+function common(target: Target) {
+  return { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${target.token}` };
+}
+
+export async function create(target: Target, size: number): Promise<string> {
+  const res = await send(`${target.url}/files/`, 'POST', { ...common(target), 'Upload-Length': size, 'Upload-Metadata': METADATA });
+  if (res.status !== 201) throw new Error(`POST answered ${res.status}`);
+  return new URL(res.headers.location!, target.url).toString();
+}
+
+export async function patch(target: Target, location: string, start: number, end: number): Promise<number> {
+  const res = await send(
+    location,
+    'PATCH',
+    { ...common(target), 'Upload-Offset': start, 'Content-Type': 'application/offset+octet-stream', 'Content-Length': end - start },
+    body(start, end),
+  );
+  if (res.status !== 204) throw new Error(`PATCH answered ${res.status} ${res.text}`);
+  return Number(res.headers['upload-offset']);
+}
+
+/** Uploads `size` bytes in PATCHes of `chunk` bytes; returns each PATCH's latency in ms. */
+export async function upload(target: Target, size: number, chunk = size): Promise<number[]> {
+  const location = await create(target, size);
+  const latencies: number[] = [];
+  for (let offset = 0; offset < size; offset += chunk) {
+    const started = performance.now();
+    await patch(target, location, offset, Math.min(size, offset + chunk));
+    latencies.push(performance.now() - started);
+  }
+  return latencies;
+}
+
+/** Runs `count` jobs with at most `concurrency` at once. */
+export async function pool<T>(count: number, concurrency: number, job: (index: number) => Promise<T>): Promise<T[]> {
+  const results: T[] = new Array(count);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      while (next < count) {
+        const index = next++;
+        results[index] = await job(index);
+      }
+    }),
+  );
+  return results;
+}

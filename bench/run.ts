@@ -1,0 +1,219 @@
+// tusgate's benchmark: the same scenarios against tusgate (auth and SHA-256 on), a bare @tus/server
+// with @tus/file-store, and a pipe-to-disk ceiling, alternating servers in every round, on one
+// machine. Reports medians and ratios in bench/results.md.
+//
+//   npm run bench              full run (a few minutes)
+//   npm run bench -- --quick   small sizes, for a smoke check
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
+import { pool, upload, type Target } from './driver.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const QUICK = process.argv.includes('--quick');
+const ROUNDS = QUICK ? 1 : 3;
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const SECRET = `bench-${Date.now()}-secret-not-for-production`;
+
+type ServerName = 'tusgate' | 'bare' | 'ceiling';
+const SERVERS: ServerName[] = ['tusgate', 'bare', 'ceiling'];
+
+interface Running {
+  name: ServerName;
+  child: ChildProcess;
+  target: Target;
+  dataDir: string;
+}
+
+async function startServer(name: ServerName, port: number): Promise<Running> {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `tusgate-bench-${name}-`));
+  const script = { tusgate: 'server/main.ts', bare: 'bench/servers/bare-tus.ts', ceiling: 'bench/servers/pipe-to-disk.ts' }[name];
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      JWT_SECRET: SECRET,
+      LOG_LEVEL: 'warn',
+      MAX_FILE_SIZE: String(4 * GiB),
+      MAX_ACTIVE_UPLOADS_PER_USER: '100000',
+      UPLOADS_PER_HOUR_PER_USER: '1000000',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => /listening/.test(chunk.toString()) && resolve());
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
+  });
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setExpirationTime('2h').sign(Buffer.from(SECRET));
+  return { name, child, dataDir, target: { url: `http://127.0.0.1:${port}`, token } };
+}
+
+async function stopServer(server: Running): Promise<void> {
+  server.child.kill('SIGKILL');
+  await new Promise((resolve) => server.child.once('exit', resolve));
+  await fs.rm(server.dataDir, { recursive: true, force: true });
+}
+
+/** Samples the server's resident memory while `work` runs. */
+async function withPeakRss<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peakRssMiB: number }> {
+  let peak = 0;
+  const sample = async () => {
+    const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    peak = Math.max(peak, kb / 1024);
+  };
+  const timer = setInterval(() => void sample(), 50);
+  try {
+    const result = await work();
+    await sample();
+    return { result, peakRssMiB: peak };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+interface Measurement {
+  mbPerSecond?: number;
+  uploadsPerSecond?: number;
+  p50?: number;
+  p99?: number;
+  finalPatchMs?: number;
+  peakRssMiB: number;
+}
+
+interface Scenario {
+  name: string;
+  run(target: Target): Promise<Omit<Measurement, 'peakRssMiB'>>;
+}
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+};
+const median = (values: number[]) => percentile(values, 50);
+
+function throughput(bytes: number, ms: number) {
+  return bytes / MiB / (ms / 1000);
+}
+
+const big = QUICK ? 64 * MiB : GiB;
+const SCENARIOS: Scenario[] = [
+  {
+    name: `1 × ${big / MiB} MiB, one PATCH`,
+    async run(target) {
+      const started = performance.now();
+      const [latency] = await upload(target, big);
+      return { mbPerSecond: throughput(big, performance.now() - started), finalPatchMs: latency };
+    },
+  },
+  {
+    name: `1 × ${big / MiB} MiB in 5 MiB PATCHes`,
+    async run(target) {
+      const started = performance.now();
+      const latencies = await upload(target, big, 5 * MiB);
+      return {
+        mbPerSecond: throughput(big, performance.now() - started),
+        p50: median(latencies),
+        p99: percentile(latencies, 99),
+        finalPatchMs: latencies.at(-1),
+      };
+    },
+  },
+  {
+    name: `16 × ${QUICK ? 8 : 64} MiB concurrent`,
+    async run(target) {
+      const size = (QUICK ? 8 : 64) * MiB;
+      const started = performance.now();
+      const latencies = (await pool(16, 16, () => upload(target, size))).flat();
+      return { mbPerSecond: throughput(16 * size, performance.now() - started), p50: median(latencies), p99: percentile(latencies, 99) };
+    },
+  },
+  {
+    name: `100 × ${QUICK ? 2 : 8} MiB concurrent (memory)`,
+    async run(target) {
+      const size = (QUICK ? 2 : 8) * MiB;
+      const started = performance.now();
+      await pool(100, 100, () => upload(target, size, 1 * MiB));
+      return { mbPerSecond: throughput(100 * size, performance.now() - started) };
+    },
+  },
+  {
+    name: `${QUICK ? 300 : 2000} × 10 KiB, concurrency 32`,
+    async run(target) {
+      const count = QUICK ? 300 : 2000;
+      const started = performance.now();
+      const latencies = await pool(count, 32, async () => {
+        const t = performance.now();
+        await upload(target, 10 * 1024);
+        return performance.now() - t;
+      });
+      return { uploadsPerSecond: count / ((performance.now() - started) / 1000), p50: median(latencies), p99: percentile(latencies, 99) };
+    },
+  },
+];
+
+async function main() {
+  const results = new Map<string, Map<ServerName, Measurement[]>>();
+  let port = 19_100 + Math.floor(Math.random() * 500);
+  for (const scenario of SCENARIOS) {
+    const byServer = new Map<ServerName, Measurement[]>(SERVERS.map((s) => [s, []]));
+    results.set(scenario.name, byServer);
+    for (let round = 0; round < ROUNDS; round++) {
+      // Alternate the order each round so drift in the machine's load spreads over all servers.
+      const order = round % 2 === 0 ? SERVERS : [...SERVERS].reverse();
+      for (const name of order) {
+        const server = await startServer(name, port++);
+        try {
+          const { result, peakRssMiB } = await withPeakRss(server.child.pid!, () => scenario.run(server.target));
+          byServer.get(name)!.push({ ...result, peakRssMiB });
+          process.stdout.write(`${scenario.name} | ${name} | round ${round + 1}: ${JSON.stringify({ ...result, peakRssMiB })}\n`);
+        } finally {
+          await stopServer(server);
+        }
+      }
+    }
+  }
+  await fs.writeFile(path.join(ROOT, 'bench', QUICK ? 'results-quick.md' : 'results.md'), report(results));
+  process.stdout.write(report(results));
+}
+
+function report(results: Map<string, Map<ServerName, Measurement[]>>): string {
+  const fmt = (value: number | undefined, digits = 1) => (value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits));
+  const med = (list: Measurement[], key: keyof Measurement) => {
+    const values = list.map((m) => m[key]).filter((v): v is number => typeof v === 'number');
+    return values.length ? median(values) : undefined;
+  };
+  const lines = [
+    `# tusgate benchmark${QUICK ? ' (quick)' : ''}`,
+    '',
+    `${new Date().toISOString()} · ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length} · ${(os.totalmem() / GiB).toFixed(0)} GiB · Node ${process.version} · ${os.platform()} ${os.release()}`,
+    '',
+    `Medians of ${ROUNDS} rounds; servers alternate within each round. tusgate runs with JWT auth and SHA-256 on; "bare" is @tus/server + @tus/file-store; "ceiling" pipes request bodies to disk.`,
+    '',
+    '| scenario | server | MB/s | uploads/s | p50 ms | p99 ms | final PATCH ms | peak RSS MiB | tusgate/bare | tusgate/ceiling |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const [scenario, byServer] of results) {
+    const rate = (name: ServerName) => med(byServer.get(name)!, 'mbPerSecond') ?? med(byServer.get(name)!, 'uploadsPerSecond');
+    for (const name of SERVERS) {
+      const list = byServer.get(name)!;
+      const ratio = (other: ServerName) => (name === 'tusgate' ? fmt(rate('tusgate')! / rate(other)!, 2) : '');
+      lines.push(
+        `| ${scenario} | ${name} | ${fmt(med(list, 'mbPerSecond'))} | ${fmt(med(list, 'uploadsPerSecond'))} | ${fmt(med(list, 'p50'))} | ${fmt(med(list, 'p99'))} | ${fmt(med(list, 'finalPatchMs'))} | ${fmt(med(list, 'peakRssMiB'), 0)} | ${ratio('bare')} | ${ratio('ceiling')} |`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+main().catch((error) => {
+  process.stderr.write(`${(error as Error).stack}\n`);
+  process.exit(1);
+});
