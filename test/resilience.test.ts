@@ -68,18 +68,18 @@ describe('resilience', function () {
     await fs.rm(dataDir, { recursive: true, force: true });
   });
 
-  it('survives kill -9 mid-PATCH: HEAD offset ≤ stored bytes, resume gives the exact file and digest', async () => {
-    const file = Buffer.concat([PNG, randomBytes(4 * 1024 * 1024)]);
+  it('survives kill -9 mid-PATCH, 20 rounds: HEAD offset ≤ stored bytes, resume gives the exact file and digest', async () => {
+    const file = Buffer.concat([PNG, randomBytes(8 * 1024 * 1024)]);
     const digest = createHash('sha256').update(file).digest();
     server = await spawnServer({ DATA_DIR: dataDir });
     let client = tus(server.url, token);
     const created = await client.create(file.length, { filetype: 'image/png', sha256: digest.toString('hex') });
     const id = created.headers.location!.split('/').pop()!;
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < 20; round++) {
       const location = `${server.url}/files/${id}`;
       const offset = Number((await client.head(location)).headers['upload-offset']);
       const patch = slowPatch(location, token, offset, file.subarray(offset));
-      const target = 256 * 1024 + Math.floor(Math.random() * 512 * 1024);
+      const target = 64 * 1024 + Math.floor(Math.random() * 256 * 1024);
       while (patch.sent() < Math.min(target, file.length - offset - 1)) await sleep(2);
       await server.kill('SIGKILL');
       patch.req.destroy();

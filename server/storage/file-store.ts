@@ -1,10 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { FileStore } from '@tus/file-store';
 import { ERRORS } from '@tus/utils';
 
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+export const STORAGE_FULL = { status_code: 507, body: 'Insufficient Storage: the server has no room for these bytes now\n' };
 
 /**
  * @tus/file-store with the few extra operations tusgate needs: a byte range (to rebuild a running
@@ -14,6 +17,30 @@ const UPLOAD_ID = /^[A-Za-z0-9_-]{1,128}$/;
 export class TusgateFileStore extends FileStore {
   constructor(readonly dataDirectory: string) {
     super({ directory: dataDirectory });
+  }
+
+  /**
+   * Appends a stream at `offset`, as @tus/file-store does, but keeps the reason of a failure: a
+   * full disk is the client's cue to wait (507), not a server bug (500).
+   */
+  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+    const file = fs.createWriteStream(this.dataPath(id), { flags: 'r+', start: offset });
+    try {
+      await pipeline(readable, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC') throw STORAGE_FULL;
+      throw ERRORS.FILE_WRITE_ERROR;
+    }
+    return offset + file.bytesWritten;
+  }
+
+  override async create(upload: Parameters<FileStore['create']>[0]) {
+    try {
+      return await super.create(upload);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC') throw STORAGE_FULL;
+      throw error;
+    }
   }
 
   dataPath(id: string): string {

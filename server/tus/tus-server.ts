@@ -1,6 +1,7 @@
 import { Server, type ServerOptions } from '@tus/server';
 import type { Locker } from '@tus/utils';
 import type { Logger } from 'pino';
+import { STORAGE_FULL } from '../storage/file-store.js';
 import { admitUpload } from '../uploads/policy.js';
 import type { QuotaTracker } from '../uploads/quota.js';
 import { currentContext } from '../uploads/request-context.js';
@@ -54,6 +55,8 @@ export function createTusServer(options: TusServerOptions): Server {
     },
     onResponseError(_req, error) {
       if ('status_code' in error) return undefined;
+      // A full disk anywhere on the way (records, metadata) is 507, not a server bug.
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC') return STORAGE_FULL;
       options.logger.error({ err: error, uploadId: currentContext()?.uploadId }, 'tus request failed');
       return undefined;
     },
