@@ -1,0 +1,96 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { expect } from 'chai';
+import { request, tus } from './helpers/http.js';
+import { spawnServer, type ServerProcess } from './helpers/process.js';
+import { makeDataDir, signToken } from './helpers/server.js';
+import { MP4 } from './samples.js';
+
+const SECONDS = Number(process.env.SOAK_SECONDS ?? 30);
+const CONCURRENCY = 200;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function openFds(pid: number): Promise<number> {
+  return (await fs.readdir(`/proc/${pid}/fd`)).length;
+}
+async function rssMiB(pid: number): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+describe(`soak: ${CONCURRENCY} concurrent uploads for ${SECONDS} s`, function () {
+  this.timeout((SECONDS + 90) * 1000);
+  let dataDir: string;
+  let server: ServerProcess;
+  before(async () => {
+    dataDir = await makeDataDir();
+    server = await spawnServer({ DATA_DIR: dataDir, MAX_ACTIVE_UPLOADS_PER_USER: '100000', UPLOADS_PER_HOUR_PER_USER: '1000000' });
+  });
+  after(async () => {
+    await server.kill();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('completes every upload without error and leaks no descriptors, locks or memory', async () => {
+    const pid = server.child.pid!;
+    const warm = tus(server.url, await signToken('warm'));
+    const w = await warm.create(MP4.length, { filetype: 'video/mp4' });
+    await warm.patch(w.headers.location!, 0, MP4);
+    await sleep(500);
+    const idleFds = await openFds(pid);
+    const idleRss = await rssMiB(pid);
+
+    const deadline = Date.now() + SECONDS * 1000;
+    const failures: string[] = [];
+    const finished: Array<{ location: string; user: string }> = [];
+    let peakRss = idleRss;
+    const sampler = setInterval(() => void rssMiB(pid).then((rss) => (peakRss = Math.max(peakRss, rss)), () => undefined), 200);
+    const body = Buffer.concat([MP4, randomBytes(256 * 1024 - MP4.length)]);
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async (_, worker) => {
+        const user = `user-${worker % 20}`;
+        const client = tus(server.url, await signToken(user));
+        while (Date.now() < deadline) {
+          const created = await client.create(body.length, { filetype: 'video/mp4' });
+          if (created.status !== 201) {
+            failures.push(`POST ${created.status} ${created.text}`);
+            return;
+          }
+          const location = created.headers.location!;
+          for (let offset = 0; offset < body.length; offset += 64 * 1024) {
+            const res = await client.patch(location, offset, body.subarray(offset, offset + 64 * 1024));
+            if (res.status !== 204) {
+              failures.push(`PATCH ${res.status} ${res.text}`);
+              return;
+            }
+          }
+          finished.push({ location, user });
+        }
+      }),
+    );
+    clearInterval(sampler);
+    expect(failures).to.deep.equal([]);
+    expect(finished.length).to.be.greaterThan(CONCURRENCY);
+
+    // Every lock is free: a tus HEAD (which takes the upload's lock) of any upload answers at once,
+    // and the download of each is complete.
+    const sample = finished.filter((_, i) => i % Math.ceil(finished.length / 50) === 0);
+    const started = Date.now();
+    for (const { location, user } of sample) {
+      const head = await tus(server.url, await signToken(user)).head(location);
+      expect(head.status).to.equal(200);
+      expect(head.headers['upload-offset']).to.equal(String(body.length));
+      expect((await request(location)).body.equals(body)).to.equal(true);
+    }
+    expect(Date.now() - started).to.be.below(10_000);
+
+    await sleep(3000);
+    const fds = await openFds(pid);
+    const rss = await rssMiB(pid);
+    process.stdout.write(
+      `      soak: ${finished.length} uploads, fds ${idleFds} → ${fds}, RSS idle ${idleRss.toFixed(0)} MiB, peak ${peakRss.toFixed(0)} MiB, after ${rss.toFixed(0)} MiB\n`,
+    );
+    expect(fds).to.be.at.most(idleFds + 5);
+    expect(rss).to.be.below(idleRss + 100);
+  });
+});
