@@ -91,3 +91,54 @@ export async function pool<T>(count: number, concurrency: number, job: (index: n
   );
   return results;
 }
+
+/** A legacy chunk as multipart/form-data, streamed: preamble, the chunk's bytes, epilogue. */
+function multipartChunk(start: number, end: number): { stream: Readable; length: number; contentType: string } {
+  const boundary = 'tusgatebench7d3f';
+  const preamble = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="chunk"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  const epilogue = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const stream = Readable.from(
+    (async function* () {
+      yield preamble;
+      for await (const piece of body(start, end)) yield piece as Buffer;
+      yield epilogue;
+    })(),
+  );
+  return { stream, length: preamble.length + (end - start) + epilogue.length, contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+/**
+ * Uploads `size` bytes through the legacy /api/v1 facade: initiate, chunks `parallel` at a time,
+ * complete. Returns each chunk request's latency in ms.
+ */
+export async function legacyUpload(target: Target, size: number, chunkSize: number, parallel: number): Promise<number[]> {
+  const auth = { Authorization: `Bearer ${target.token}` };
+  const initiate = await sendJson(`${target.url}/api/v1/upload/initiate`, auth, {
+    filename: 'bench.mp4',
+    file_size: size,
+    chunk_size: chunkSize,
+    mime_type: 'video/mp4',
+  });
+  const { session_id: session, total_chunks: total } = JSON.parse(initiate.text) as { session_id: string; total_chunks: number };
+  const latencies = await pool(total, parallel, async (chunk) => {
+    const start = chunk * chunkSize;
+    const part = multipartChunk(start, Math.min(size, start + chunkSize));
+    const started = performance.now();
+    const res = await send(
+      `${target.url}/api/v1/upload/${session}/chunk/${chunk}`,
+      'POST',
+      { ...auth, 'Content-Type': part.contentType, 'Content-Length': part.length },
+      part.stream,
+    );
+    if (res.status !== 200) throw new Error(`chunk answered ${res.status} ${res.text}`);
+    return performance.now() - started;
+  });
+  const complete = await sendJson(`${target.url}/api/v1/upload/${session}/complete`, auth, { session_id: session });
+  if (complete.status !== 200) throw new Error(`complete answered ${complete.status} ${complete.text}`);
+  return latencies;
+}
+
+async function sendJson(url: string, headers: Record<string, string>, value: unknown) {
+  const payload = Buffer.from(JSON.stringify(value));
+  return send(url, 'POST', { ...headers, 'Content-Type': 'application/json', 'Content-Length': payload.length }, Readable.from([payload]));
+}

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
-import { pool, upload, type Target } from './driver.js';
+import { legacyUpload, pool, upload, type Target } from './driver.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const QUICK = process.argv.includes('--quick');
@@ -21,6 +21,7 @@ const SECRET = `bench-${Date.now()}-secret-not-for-production`;
 
 type ServerName = 'tusgate' | 'bare' | 'ceiling';
 const SERVERS: ServerName[] = ['tusgate', 'bare', 'ceiling'];
+const ONLY = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 
 interface Running {
   name: ServerName;
@@ -42,6 +43,7 @@ async function startServer(name: ServerName, port: number): Promise<Running> {
       JWT_SECRET: SECRET,
       LOG_LEVEL: 'warn',
       MAX_FILE_SIZE: String(4 * GiB),
+      MAX_CHUNK_SIZE: String(16 * MiB),
       MAX_ACTIVE_UPLOADS_PER_USER: '100000',
       UPLOADS_PER_HOUR_PER_USER: '1000000',
     },
@@ -90,7 +92,7 @@ interface Measurement {
 
 interface Scenario {
   name: string;
-  run(target: Target): Promise<Omit<Measurement, 'peakRssMiB'>>;
+  run(target: Target, server: ServerName): Promise<Omit<Measurement, 'peakRssMiB'>>;
 }
 
 const percentile = (values: number[], p: number) => {
@@ -104,6 +106,25 @@ function throughput(bytes: number, ms: number) {
 }
 
 const big = QUICK ? 64 * MiB : GiB;
+
+/**
+ * The legacy facade's chunks, 4 in flight. The baselines have no legacy API: they carry the same
+ * bytes in tus PATCHes of the same size, 4 uploads at a time.
+ */
+function legacyScenario(chunk: number): Scenario {
+  const size = (QUICK ? 16 : 128) * MiB;
+  return {
+    name: `legacy ${chunk / MiB} MiB chunks × 4 in parallel, ${size / MiB} MiB`,
+    async run(target, server) {
+      const started = performance.now();
+      const latencies =
+        server === 'tusgate'
+          ? await legacyUpload(target, size, chunk, 4)
+          : (await pool(4, 4, () => upload(target, size / 4, chunk))).flat();
+      return { mbPerSecond: throughput(size, performance.now() - started), p50: median(latencies), p99: percentile(latencies, 99) };
+    },
+  };
+}
 const SCENARIOS: Scenario[] = [
   {
     name: `1 × ${big / MiB} MiB, one PATCH`,
@@ -157,12 +178,14 @@ const SCENARIOS: Scenario[] = [
       return { uploadsPerSecond: count / ((performance.now() - started) / 1000), p50: median(latencies), p99: percentile(latencies, 99) };
     },
   },
+  legacyScenario(1 * MiB),
+  legacyScenario(10 * MiB),
 ];
 
 async function main() {
   const results = new Map<string, Map<ServerName, Measurement[]>>();
   let port = 19_100 + Math.floor(Math.random() * 500);
-  for (const scenario of SCENARIOS) {
+  for (const scenario of SCENARIOS.filter((s) => !ONLY || s.name.includes(ONLY))) {
     const byServer = new Map<ServerName, Measurement[]>(SERVERS.map((s) => [s, []]));
     results.set(scenario.name, byServer);
     for (let round = 0; round < ROUNDS; round++) {
@@ -171,7 +194,7 @@ async function main() {
       for (const name of order) {
         const server = await startServer(name, port++);
         try {
-          const { result, peakRssMiB } = await withPeakRss(server.child.pid!, () => scenario.run(server.target));
+          const { result, peakRssMiB } = await withPeakRss(server.child.pid!, () => scenario.run(server.target, name));
           byServer.get(name)!.push({ ...result, peakRssMiB });
           process.stdout.write(`${scenario.name} | ${name} | round ${round + 1}: ${JSON.stringify({ ...result, peakRssMiB })}\n`);
         } finally {
