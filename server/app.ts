@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { optionalBearer, requireBearer } from './auth/middleware.js';
 import type { TokenVerifier } from './auth/verifier.js';
 import type { Config } from './config.js';
+import { uploadInfoHandler } from './files/info.js';
 import { readableRecord, sendUpload } from './files/serve.js';
 import { createLegacyApi } from './legacy/router.js';
 import { healthRouter } from './ops/health.js';
@@ -133,6 +134,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   const anyone = optionalBearer(options.verify);
   const authenticated = requireBearer(options.verify);
   const precheck = tusPrecheck(config.MAX_FILE_SIZE);
+
+  app.get('/files/:id/info', anyone, uploadInfoHandler(store, filesAccess, config.UPLOAD_EXPIRY_SECONDS * 1000));
 
   // Downloads: GET, and HEAD without Tus-Resumable, of a completed upload.
   const isDownload = (req: Request) =>

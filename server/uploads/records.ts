@@ -27,6 +27,8 @@ export interface UploadRecord {
   filename?: string;
   size?: number;
   verifiedType?: string;
+  /** Facts read from the file's container at completion (dimensions, duration), when known. */
+  media?: Record<string, number | string>;
   /** For a stored upload whose bytes are not its declared type: what they were detected as. */
   contentMismatch?: string;
   sha256?: string;

@@ -1,0 +1,43 @@
+import type { Request, Response } from 'express';
+import type { UploadRecord } from '../uploads/records.js';
+import type { VerifyingStore } from '../uploads/verifying-store.js';
+import type { FileAccess } from './serve.js';
+
+/**
+ * Who may read an upload's facts: whoever may read the file once it is complete, and its owner
+ * at any time. Everyone else gets the same 404 as for an upload that does not exist.
+ */
+function mayReadInfo(record: UploadRecord, access: FileAccess, user: string | undefined): boolean {
+  if (record.owner === user) return true;
+  return record.state === 'complete' && access.filesPublic;
+}
+
+/** `GET /files/<id>/info`: the upload's state, sizes, types, digest and media facts as JSON. */
+export function uploadInfoHandler(store: VerifyingStore, access: FileAccess, expiryMs: number) {
+  return async (req: Request, res: Response) => {
+    const id = req.params.id as string;
+    req.uploadId = id;
+    const record = await store.records.get(id);
+    if (!record || !mayReadInfo(record, access, req.identity?.user)) {
+      res.status(404).json({ detail: 'Not Found' });
+      return;
+    }
+    const complete = record.state === 'complete';
+    const offset = complete ? record.size : await store.bytes.storedBytes(id).catch(() => 0);
+    res.set('Cache-Control', 'no-store').json({
+      id: record.id,
+      state: record.state,
+      origin: record.origin,
+      size: record.size ?? null,
+      offset,
+      filename: record.filename ?? null,
+      declared_type: record.declaredType ?? null,
+      verified_type: record.verifiedType ?? null,
+      sha256: complete ? record.sha256 : null,
+      created_at: record.createdAt,
+      completed_at: record.completedAt ?? null,
+      expires_at: complete ? null : new Date(Date.parse(record.lastWriteAt) + expiryMs).toISOString(),
+      media: record.media ?? null,
+    });
+  };
+}
