@@ -4,17 +4,30 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 
-const MP4_HEAD = Buffer.from('0000001c6674797069736f6d0000020069736f6d69736f32617663316d703431', 'hex');
+const FTYP = Buffer.from('000000206674797069736f6d0000020069736f6d69736f32617663316d703431', 'hex');
 const POOL = randomBytes(4 * 1024 * 1024);
-MP4_HEAD.copy(POOL, 0);
+
+/** A well-formed MP4 head for a file of `size` bytes: `ftyp`, then one `mdat` box holding the rest. */
+function mp4Head(size: number): Buffer {
+  const mdat = Buffer.alloc(8);
+  mdat.writeUInt32BE(size - FTYP.length);
+  mdat.write('mdat', 4, 'latin1');
+  return Buffer.concat([FTYP, mdat]);
+}
 const METADATA = `filetype ${Buffer.from('video/mp4').toString('base64')},filename ${Buffer.from('bench.mp4').toString('base64')}`;
 
-/** Bytes [start, end) of the virtual file, streamed in 256 KiB pieces. */
-function body(start: number, end: number): Readable {
+/** Bytes [start, end) of a virtual MP4 file of `size` bytes, streamed in pieces of up to 256 KiB. */
+function body(start: number, end: number, size: number): Readable {
+  const head = mp4Head(size);
   let position = start;
   return new Readable({
     read() {
       if (position >= end) return void this.push(null);
+      if (position < head.length) {
+        const piece = head.subarray(position, Math.min(head.length, end));
+        position += piece.length;
+        return void this.push(piece);
+      }
       const at = position % POOL.length;
       const length = Math.min(256 * 1024, end - position, POOL.length - at);
       this.push(POOL.subarray(at, at + length));
@@ -54,12 +67,12 @@ export async function create(target: Target, size: number): Promise<string> {
   return new URL(res.headers.location!, target.url).toString();
 }
 
-export async function patch(target: Target, location: string, start: number, end: number): Promise<number> {
+export async function patch(target: Target, location: string, start: number, end: number, size: number): Promise<number> {
   const res = await send(
     location,
     'PATCH',
     { ...common(target), 'Upload-Offset': start, 'Content-Type': 'application/offset+octet-stream', 'Content-Length': end - start },
-    body(start, end),
+    body(start, end, size),
   );
   if (res.status !== 204) throw new Error(`PATCH answered ${res.status} ${res.text}`);
   return Number(res.headers['upload-offset']);
@@ -71,7 +84,7 @@ export async function upload(target: Target, size: number, chunk = size): Promis
   const latencies: number[] = [];
   for (let offset = 0; offset < size; offset += chunk) {
     const started = performance.now();
-    await patch(target, location, offset, Math.min(size, offset + chunk));
+    await patch(target, location, offset, Math.min(size, offset + chunk), size);
     latencies.push(performance.now() - started);
   }
   return latencies;
@@ -93,14 +106,14 @@ export async function pool<T>(count: number, concurrency: number, job: (index: n
 }
 
 /** A legacy chunk as multipart/form-data, streamed: preamble, the chunk's bytes, epilogue. */
-function multipartChunk(start: number, end: number): { stream: Readable; length: number; contentType: string } {
+function multipartChunk(start: number, end: number, size: number): { stream: Readable; length: number; contentType: string } {
   const boundary = 'tusgatebench7d3f';
   const preamble = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="chunk"\r\nContent-Type: application/octet-stream\r\n\r\n`);
   const epilogue = Buffer.from(`\r\n--${boundary}--\r\n`);
   const stream = Readable.from(
     (async function* () {
       yield preamble;
-      for await (const piece of body(start, end)) yield piece as Buffer;
+      for await (const piece of body(start, end, size)) yield piece as Buffer;
       yield epilogue;
     })(),
   );
@@ -122,7 +135,7 @@ export async function legacyUpload(target: Target, size: number, chunkSize: numb
   const { session_id: session, total_chunks: total } = JSON.parse(initiate.text) as { session_id: string; total_chunks: number };
   const latencies = await pool(total, parallel, async (chunk) => {
     const start = chunk * chunkSize;
-    const part = multipartChunk(start, Math.min(size, start + chunkSize));
+    const part = multipartChunk(start, Math.min(size, start + chunkSize), size);
     const started = performance.now();
     const res = await send(
       `${target.url}/api/v1/upload/${session}/chunk/${chunk}`,

@@ -1,13 +1,58 @@
+import { randomBytes } from 'node:crypto';
+
 /** Small files whose first bytes are what their type says (enough for magic-number detection). */
 export const PNG = Buffer.concat([
   Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489', 'hex'),
   Buffer.alloc(64, 7),
 ]);
-export const JPEG = Buffer.concat([Buffer.from('ffd8ffe000104a46494600010100000100010000', 'hex'), Buffer.alloc(64, 3)]);
+/** A JPEG head: SOI, a JFIF APP0 segment and a baseline SOF0 frame header of 32×16 pixels. */
+export const JPEG = Buffer.concat([
+  Buffer.from('ffd8ffe000104a46494600010100000100010000', 'hex'),
+  Buffer.from('ffc0001108001000200301220002110103110100', 'hex'),
+  Buffer.alloc(64, 3),
+]);
 export const GIF = Buffer.concat([Buffer.from('GIF89a', 'ascii'), Buffer.alloc(64, 1)]);
-/** An ISO base media (MP4) file head: an ftyp box with the isom brand. */
+/** A minimal ISO base media (MP4) file: an `ftyp` box with the isom brand, then an `mdat` box. */
 export const MP4 = Buffer.concat([
-  Buffer.from('0000001c6674797069736f6d0000020069736f6d69736f32617663316d703431', 'hex'),
+  Buffer.from('000000206674797069736f6d0000020069736f6d69736f32617663316d703431', 'hex'),
+  Buffer.from('00000108' + '6d646174', 'hex'),
   Buffer.alloc(256, 0),
 ]);
 export const TEXT = Buffer.from('just some plain text\n'.repeat(10), 'utf8');
+
+/** A well-formed MP4 of exactly `size` bytes: `ftyp`, then an `mdat` box of random bytes. */
+export function mp4OfSize(size: number): Buffer {
+  const ftyp = MP4.subarray(0, 32);
+  const mdat = Buffer.alloc(8);
+  mdat.writeUInt32BE(size - ftyp.length);
+  mdat.write('mdat', 4, 'latin1');
+  return Buffer.concat([ftyp, mdat, randomBytes(size - ftyp.length - mdat.length)]);
+}
+
+/** A PNG head declaring `width`×`height` pixels. */
+export function pngOfSize(width: number, height: number): Buffer {
+  const png = Buffer.from(PNG);
+  png.writeUInt32BE(width, 16);
+  png.writeUInt32BE(height, 20);
+  return png;
+}
+
+/** A PCM WAV file (mono, 8 kHz, 8 bit) lasting exactly `seconds`, written byte by byte. */
+export function wavOfDuration(seconds: number): Buffer {
+  const rate = 8000;
+  const samples = Math.round(seconds * rate);
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0, 'latin1');
+  header.writeUInt32LE(36 + samples, 4);
+  header.write('WAVEfmt ', 8, 'latin1');
+  header.writeUInt32LE(16, 16); // fmt chunk size
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate, 28); // byte rate
+  header.writeUInt16LE(1, 32); // block align
+  header.writeUInt16LE(8, 34); // bits per sample
+  header.write('data', 36, 'latin1');
+  header.writeUInt32LE(samples, 40);
+  return Buffer.concat([header, Buffer.alloc(samples, 128)]);
+}

@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { expect } from 'chai';
 import { request, tus } from './helpers/http.js';
 import { spawnServer, type ServerProcess } from './helpers/process.js';
 import { makeDataDir, signToken } from './helpers/server.js';
-import { MP4 } from './samples.js';
+import { MP4, mp4OfSize } from './samples.js';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 30);
 const CONCURRENCY = 200;
@@ -45,7 +44,7 @@ describe(`soak: ${CONCURRENCY} concurrent uploads for ${SECONDS} s`, function ()
     const finished: Array<{ location: string; user: string }> = [];
     let peakRss = idleRss;
     const sampler = setInterval(() => void rssMiB(pid).then((rss) => (peakRss = Math.max(peakRss, rss)), () => undefined), 200);
-    const body = Buffer.concat([MP4, randomBytes(256 * 1024 - MP4.length)]);
+    const body = mp4OfSize(256 * 1024);
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async (_, worker) => {
         const user = `user-${worker % 20}`;

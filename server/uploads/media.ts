@@ -1,0 +1,104 @@
+import { imageSize } from 'image-size';
+import { parseFromTokenizer } from 'music-metadata';
+import { fromFile } from 'strtok3';
+import type { Readable } from 'node:stream';
+import { baseType } from './content-type.js';
+
+export interface MediaLimits {
+  maxDurationSeconds?: number;
+  minDurationSeconds?: number;
+  maxImagePixels: number;
+}
+
+export type MediaFacts = Record<string, number | string>;
+
+export type MediaVerdict = { ok: true; facts: MediaFacts } | { ok: false; status: number; message: string };
+
+/** image-size reads dimensions from the header; half a megabyte covers JPEGs with large EXIF blocks. */
+const IMAGE_HEAD_BYTES = 512 * 1024;
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export interface MediaSource {
+  /** Path of the complete file, for parsers that read only the parts they need (random access). */
+  path: string;
+  size: number;
+  readRange(start: number, end: number): Readable;
+}
+
+const refuse = (status: number, message: string): MediaVerdict => ({ ok: false, status, message });
+
+async function probeImage(source: MediaSource, limits: MediaLimits): Promise<MediaVerdict> {
+  const head = await readAll(source.readRange(0, Math.min(source.size, IMAGE_HEAD_BYTES)));
+  let dimensions: { width?: number; height?: number };
+  try {
+    dimensions = imageSize(head);
+  } catch {
+    return refuse(415, 'Unsupported Media Type: the image dimensions cannot be read');
+  }
+  const { width, height } = dimensions;
+  if (!width || !height) return refuse(415, 'Unsupported Media Type: the image dimensions cannot be read');
+  if (width * height > limits.maxImagePixels) {
+    return refuse(422, `Unprocessable Content: the image is ${width}×${height} pixels, more than the limit of ${limits.maxImagePixels}`);
+  }
+  return { ok: true, facts: { width, height } };
+}
+
+/**
+ * music-metadata picks its parser by file extension; data files are named by upload id, so the
+ * verified type names the parser instead. Types with no parser here (AVI) get no facts.
+ */
+const PARSER_BY_TYPE: Record<string, string> = {
+  'video/mp4': '.mp4', 'audio/mp4': '.mp4', 'audio/x-m4a': '.m4a', 'video/x-m4v': '.mp4', 'video/quicktime': '.mov', 'video/3gpp': '.mp4',
+  'video/webm': '.mkv', 'audio/webm': '.mkv', 'video/matroska': '.mkv',
+  'audio/ogg': '.ogg', 'video/ogg': '.ogg', 'application/ogg': '.ogg', 'audio/opus': '.ogg',
+  'audio/wav': '.wav', 'audio/mpeg': '.mp3', 'audio/aac': '.aac', 'audio/flac': '.flac', 'audio/aiff': '.aiff',
+};
+
+async function probeTimed(type: string, source: MediaSource, limits: MediaLimits): Promise<MediaVerdict> {
+  const limited = limits.maxDurationSeconds !== undefined || limits.minDurationSeconds !== undefined;
+  const extension = PARSER_BY_TYPE[type];
+  if (!extension) {
+    return limited ? refuse(422, `Unprocessable Content: the duration of ${type} files cannot be read, and duration limits apply`) : { ok: true, facts: {} };
+  }
+  let format;
+  const tokenizer = await fromFile(source.path);
+  try {
+    tokenizer.fileInfo.path = `upload${extension}`;
+    // The tokenizer reads by random access: headers, and a moov atom wherever it is, never the whole file.
+    ({ format } = await parseFromTokenizer(tokenizer, { duration: true, skipCovers: true }));
+  } catch {
+    return refuse(415, 'Unsupported Media Type: the file cannot be parsed as audio or video');
+  } finally {
+    await tokenizer.close();
+  }
+  const facts: MediaFacts = {};
+  if (format.duration !== undefined && Number.isFinite(format.duration)) facts.duration = Math.round(format.duration * 1000) / 1000;
+  if (format.codec) facts.codec = format.codec;
+  if (format.container) facts.container = format.container;
+  if (format.sampleRate) facts.sampleRate = format.sampleRate;
+  if (format.numberOfChannels) facts.channels = format.numberOfChannels;
+  const { maxDurationSeconds: max, minDurationSeconds: min } = limits;
+  if (limited) {
+    const duration = facts.duration as number | undefined;
+    if (duration === undefined) return refuse(422, 'Unprocessable Content: the media duration cannot be read, and duration limits apply');
+    if (max !== undefined && duration > max) return refuse(422, `Unprocessable Content: the media lasts ${duration} s, longer than the limit of ${max} s`);
+    if (min !== undefined && duration < min) return refuse(422, `Unprocessable Content: the media lasts ${duration} s, shorter than the minimum of ${min} s`);
+  }
+  return { ok: true, facts };
+}
+
+/**
+ * Reads the facts of a verified media file (dimensions of an image, duration of audio or video) and
+ * checks them against the configured limits. Other types pass with no facts.
+ */
+export async function probeMedia(verifiedType: string, source: MediaSource, limits: MediaLimits): Promise<MediaVerdict> {
+  const type = baseType(verifiedType);
+  if (type.startsWith('image/')) return probeImage(source, limits);
+  if (type.startsWith('audio/') || type.startsWith('video/') || type === 'application/ogg') return probeTimed(type, source, limits);
+  return { ok: true, facts: {} };
+}
