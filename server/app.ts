@@ -16,8 +16,12 @@ import { healthRouter } from './ops/health.js';
 import { createLogger, requestLogger } from './ops/logging.js';
 import { Metrics } from './ops/metrics.js';
 import { TusgateFileStore } from './storage/file-store.js';
-import { methodOverride, tusPrecheck } from './tus/precheck.js';
+import { Concatenation } from './tus/concat.js';
+import { ietfDraft } from './tus/ietf-draft.js';
+import { uploadLimit } from './tus/ietf-fields.js';
+import { methodOverride, tusPrecheck, tusResumableHeader } from './tus/precheck.js';
 import { createTusServer, TUSGATE_EXPOSED_HEADERS } from './tus/tus-server.js';
+import { CHECKSUM_ALGORITHMS, requestChecksum } from './uploads/checksum.js';
 import { reprDigest } from './uploads/digest.js';
 import { UploadEvents } from './uploads/events.js';
 import { QuotaTracker } from './uploads/quota.js';
@@ -100,6 +104,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     corsOrigins: config.CORS_ORIGINS,
     logger,
   });
+  const policy = { store, locker, quota, maxFileSize: config.MAX_FILE_SIZE, allowedTypes: config.ALLOWED_MIME_TYPES };
+  const concatenation = new Concatenation(policy);
+  const ietf = ietfDraft({ ...policy, expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000 });
 
   const metrics = new Metrics(events, () => quota.totalActive());
 
@@ -137,9 +144,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
 
   app.get('/files/:id/info', anyone, uploadInfoHandler(store, filesAccess, config.UPLOAD_EXPIRY_SECONDS * 1000));
 
-  // Downloads: GET, and HEAD without Tus-Resumable, of a completed upload.
+  // Downloads: GET, and HEAD without Tus-Resumable (or the IETF draft's header), of a completed upload.
   const isDownload = (req: Request) =>
-    req.method === 'GET' || (req.method === 'HEAD' && req.get('tus-resumable') === undefined);
+    req.method === 'GET' ||
+    (req.method === 'HEAD' && req.get('tus-resumable') === undefined && req.get('upload-draft-interop-version') === undefined);
   app.all('/files/:id', methodOverride, async (req: Request, res: Response, next: NextFunction) => {
     if (!isDownload(req)) return next();
     req.uploadId = req.params.id as string;
@@ -155,9 +163,16 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   const notFound = (res: Response) =>
     res.status(404).set('Tus-Resumable', '1.0.0').type('text/plain').send('The file for this url was not found\n');
 
-  app.all(['/files', '/files/', '/files/:id'], methodOverride, authenticated, precheck, async (req: Request, res: Response) => {
+  // Requests of the IETF resumable-uploads draft are answered by `ietf`; tus ones pass on.
+  app.all(['/files', '/files/', '/files/:id'], methodOverride, tusResumableHeader, authenticated, ietf, precheck, async (req: Request, res: Response) => {
     const id = req.params.id as string | undefined;
-    const context: RequestContext = { requestId: String(req.id), user: req.identity?.user, uploadId: id, responseHeaders: {} };
+    const context: RequestContext = {
+      requestId: String(req.id),
+      user: req.identity?.user,
+      uploadId: id,
+      responseHeaders: {},
+      checksum: requestChecksum(req.get('upload-checksum')),
+    };
     if (req.method === 'GET') return notFound(res);
     if (id && req.method === 'POST') {
       res.status(405).set({ Allow: 'HEAD, PATCH, DELETE, OPTIONS', 'Tus-Resumable': '1.0.0' }).type('text/plain').send('Method Not Allowed\n');
@@ -171,6 +186,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
       if (record.state === 'complete' && record.sha256) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256);
     }
     mergeContextHeaders(req, res, context);
+    if (req.method === 'OPTIONS') {
+      context.responseHeaders['Tus-Checksum-Algorithm'] = CHECKSUM_ALGORITHMS.join(',');
+      context.responseHeaders['Upload-Limit'] = uploadLimit(config.MAX_FILE_SIZE);
+    }
     res.once('close', () => {
       if (!res.writableFinished && (req.method === 'PATCH' || req.method === 'POST')) metrics.failed.inc({ reason: 'aborted' });
     });
@@ -183,7 +202,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
         });
       }
     });
-    await runWithContext(context, () => tus.handle(req, res));
+    await runWithContext(context, async () => {
+      // Concatenation is answered in front of @tus/server, which refuses it.
+      if (!(await concatenation.handle(req, res, context))) await tus.handle(req, res);
+    });
   });
 
   const legacy = await createLegacyApi({ config, store, locker, quota, events, logger, verify: options.verify, files: filesAccess });

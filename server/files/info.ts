@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import type { UploadRecord } from '../uploads/records.js';
+import { isPartial, type UploadRecord } from '../uploads/records.js';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
 import type { FileAccess } from './serve.js';
 
@@ -9,7 +9,8 @@ import type { FileAccess } from './serve.js';
  */
 function mayReadInfo(record: UploadRecord, access: FileAccess, user: string | undefined): boolean {
   if (record.owner === user) return true;
-  return record.state === 'complete' && access.filesPublic;
+  // A part of a concatenation is never served, so its facts are its owner's only.
+  return record.state === 'complete' && !isPartial(record) && access.filesPublic;
 }
 
 /** `GET /files/<id>/info`: the upload's state, sizes, types, digest and media facts as JSON. */

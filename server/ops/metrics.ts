@@ -58,6 +58,7 @@ export class Metrics {
     events.on('created', (record) => this.created.inc({ origin: record.origin }));
     events.on('completed', (record) => this.completed.inc({ origin: record.origin }));
     events.on('failed', (_record, reason) => this.failed.inc({ reason }));
+    events.on('rejected', (_record, reason) => this.failed.inc({ reason }));
     events.on('expired', () => this.failed.inc({ reason: 'expired' }));
     events.on('terminated', () => this.terminated.inc());
     events.on('received', (bytes) => this.bytesReceived.inc(bytes));

@@ -1,5 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { Metadata, TUS_RESUMABLE } from '@tus/utils';
+import { parseUploadChecksum } from '../uploads/checksum.js';
+import { parseUploadConcat } from './concat.js';
 
 const OFFSET_CONTENT_TYPE = 'application/offset+octet-stream';
 const NON_NEGATIVE_INTEGER = /^\d{1,16}$/;
@@ -43,6 +45,17 @@ export function tusPrecheck(maxFileSize: number) {
         return refuse(res, 400, 'Bad Request: Upload-Metadata must be comma-separated "key base64value" pairs with unique keys');
       }
     }
+    const checksum = req.get('upload-checksum');
+    if (checksum !== undefined && (req.method === 'PATCH' || req.method === 'POST')) {
+      const parsed = parseUploadChecksum(checksum);
+      if (!parsed.ok) return refuse(res, 400, `Bad Request: ${parsed.message}`);
+    }
+    const concatHeader = req.get('upload-concat');
+    const concat = concatHeader === undefined ? undefined : parseUploadConcat(concatHeader);
+    if (req.method === 'POST' && concatHeader !== undefined) {
+      if (!concat) return refuse(res, 400, 'Bad Request: Upload-Concat must be "partial" or "final;" followed by upload URLs');
+      if (concat.kind === 'final' && defer !== undefined) return refuse(res, 400, 'Bad Request: a final upload takes its length from its parts');
+    }
     if (req.method === 'PATCH') {
       if (offset === undefined) return refuse(res, 400, 'Bad Request: Upload-Offset header required');
       const contentType = req.get('content-type');
@@ -50,11 +63,21 @@ export function tusPrecheck(maxFileSize: number) {
         return refuse(res, 415, `Unsupported Media Type: PATCH needs Content-Type: ${OFFSET_CONTENT_TYPE}`);
       }
     }
-    if (req.method === 'POST' && length === undefined && defer === undefined) {
+    // A final upload's length is the sum of its parts'.
+    if (req.method === 'POST' && length === undefined && defer === undefined && concat?.kind !== 'final') {
       return refuse(res, 400, 'Bad Request: Upload-Length or Upload-Defer-Length header required');
     }
     next();
   };
+}
+
+/**
+ * tus: every response but OPTIONS carries `Tus-Resumable`, including those answered before
+ * @tus/server (the 401 of a missing token). Requests of the IETF draft do not speak tus.
+ */
+export function tusResumableHeader(req: Request, res: Response, next: NextFunction) {
+  if (req.get('upload-draft-interop-version') === undefined) res.set('Tus-Resumable', TUS_RESUMABLE);
+  next();
 }
 
 const OVERRIDABLE = new Set(['PATCH', 'DELETE', 'HEAD', 'GET', 'OPTIONS']);

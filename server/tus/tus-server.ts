@@ -18,7 +18,29 @@ export interface TusServerOptions {
 }
 
 /** Headers tusgate adds that browsers may read from tus responses. */
-export const TUSGATE_EXPOSED_HEADERS = ['Repr-Digest', 'Upload-Expires', 'Retry-After', 'X-Request-Id'];
+export const TUSGATE_EXPOSED_HEADERS = [
+  'Repr-Digest',
+  'Upload-Expires',
+  'Retry-After',
+  'X-Request-Id',
+  'Upload-Concat',
+  'Tus-Checksum-Algorithm',
+  // The IETF resumable-uploads draft (server/tus/ietf-draft.ts).
+  'Upload-Complete',
+  'Upload-Incomplete',
+  'Upload-Limit',
+  'Upload-Draft-Interop-Version',
+];
+
+/** Request headers beyond tus core that browsers may send (CORS preflight). */
+export const TUSGATE_ALLOWED_HEADERS = [
+  'Upload-Checksum',
+  'Upload-Complete',
+  'Upload-Incomplete',
+  'Upload-Draft-Interop-Version',
+  'Content-Disposition',
+  'Repr-Digest',
+];
 
 /** @tus/server configured with tusgate's store, locks and creation policy. */
 export function createTusServer(options: TusServerOptions): Server {
@@ -30,6 +52,7 @@ export function createTusServer(options: TusServerOptions): Server {
     allowedOrigins: [...options.corsOrigins],
     allowedCredentials: true,
     exposedHeaders: TUSGATE_EXPOSED_HEADERS,
+    allowedHeaders: TUSGATE_ALLOWED_HEADERS,
     // Retries after a dropped connection must find the lock free quickly.
     lockDrainTimeout: 1000,
     async onUploadCreate(_req, upload) {
@@ -41,6 +64,7 @@ export function createTusServer(options: TusServerOptions): Server {
           uploadId: upload.id,
           declaredType: declaredTypeOf(upload.metadata),
           sha256: upload.metadata?.sha256,
+          partial: context.concat === 'partial',
         },
         { allowedTypes: options.allowedTypes },
         options.quota,

@@ -7,6 +7,8 @@ export interface UploadEventMap {
   created: [UploadRecord];
   completed: [UploadRecord];
   failed: [UploadRecord, FailureReason];
+  /** One request's bytes were refused (a PATCH whose Upload-Checksum differs); the upload lives on. */
+  rejected: [UploadRecord, FailureReason];
   terminated: [UploadRecord];
   expired: [UploadRecord];
   /** Bytes of one request stored into an upload. */

@@ -33,6 +33,21 @@ export interface UploadRecord {
   contentMismatch?: string;
   sha256?: string;
   completedAt?: string;
+  /**
+   * tus concatenation: `partial` for a part of a parallel upload (never served; its type and digest
+   * are checked on the final upload), or `final;<urls>` for the upload built from parts. Kept as
+   * the client sent it, since HEAD must echo it.
+   */
+  concat?: string;
+}
+
+/** A part of a concatenation: a building block, not a file. */
+export function isPartial(record: UploadRecord): boolean {
+  return record.concat === 'partial';
+}
+
+export function isFinal(record: UploadRecord): boolean {
+  return record.concat?.startsWith('final;') === true;
 }
 
 export interface RecordStore {

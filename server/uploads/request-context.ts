@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { RequestChecksum } from './checksum.js';
 
 /**
  * What one HTTP request carries through code that is not handed the request itself: the store
@@ -12,8 +13,15 @@ export interface RequestContext {
   origin?: 'tus' | 'legacy';
   uploadId?: string;
   responseHeaders: Record<string, string>;
-  /** Set once a new upload has taken a quota slot, so a failed creation can give it back. */
+  /**
+   * Set once a tus creation has taken a quota slot, so a failed creation can give it back (and a
+   * creation whose first bytes are refused leaves no upload behind: its answer has no Location).
+   */
   admitted?: boolean;
+  /** The request's `Upload-Checksum`: its body is kept only if it matches. */
+  checksum?: RequestChecksum;
+  /** `Upload-Concat` of the upload this request creates (`partial`, or `final;<urls>`), as received. */
+  concat?: string;
 }
 
 const storage = new AsyncLocalStorage<RequestContext>();

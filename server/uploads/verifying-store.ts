@@ -2,11 +2,12 @@ import type { Hash } from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { DataStore, ERRORS, type Upload } from '@tus/utils';
 import type { TusgateFileStore } from '../storage/file-store.js';
+import { ChecksumVerifier } from './checksum.js';
 import { checkContent, CONTENT_HEAD_BYTES } from './content-type.js';
 import { parseSha256, reprDigest } from './digest.js';
 import type { FailureReason, UploadEvents } from './events.js';
 import type { QuotaTracker } from './quota.js';
-import type { RecordStore, UploadRecord } from './records.js';
+import { isPartial, type RecordStore, type UploadRecord } from './records.js';
 import { currentContext } from './request-context.js';
 import type { RunningHashes } from './running-hash.js';
 
@@ -18,6 +19,7 @@ export interface HttpError {
 
 export const VERIFY_ERRORS = {
   HASH_MISMATCH: { status_code: 460, body: "Checksum Mismatch: the file's SHA-256 does not match the declared sha256\n" },
+  CHECKSUM_MISMATCH: { status_code: 460, body: 'Checksum Mismatch: the request body does not match its Upload-Checksum; none of it was kept\n' },
   typeMismatch: (declared: string, detected: string | undefined): HttpError => ({
     status_code: 415,
     body: `Unsupported Media Type: the file's content is ${detected ?? 'not recognised'}, not the declared ${declared}\n`,
@@ -69,7 +71,8 @@ export class VerifyingStore extends DataStore {
     private readonly options: VerifyingStoreOptions,
   ) {
     super();
-    this.extensions = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'expiration'];
+    // `concatenation` is answered in front of @tus/server (server/tus/concat.ts), which refuses it.
+    this.extensions = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'expiration', 'checksum', 'concatenation'];
   }
 
   override getExpiration(): number {
@@ -81,6 +84,8 @@ export class VerifyingStore extends DataStore {
     if (!context?.user) throw new Error('uploads are created only within an authenticated request');
     const now = new Date().toISOString();
     const expected = parseSha256(upload.metadata?.sha256);
+    // A part of a parallel upload is not a file: its type and digest are checked on the final upload.
+    const partial = context.concat === 'partial';
     const record: UploadRecord = {
       id: upload.id,
       owner: context.user,
@@ -89,10 +94,11 @@ export class VerifyingStore extends DataStore {
       createdAt: now,
       lastWriteAt: now,
       state: 'uploading',
-      declaredType: declaredTypeOf(upload.metadata),
-      expectedSha256: expected === 'invalid' ? undefined : expected,
+      declaredType: partial ? undefined : declaredTypeOf(upload.metadata),
+      expectedSha256: partial || expected === 'invalid' ? undefined : expected,
       filename: upload.metadata?.filename || upload.metadata?.name || undefined,
       size: upload.size,
+      concat: context.concat,
     };
     await this.records.set(record);
     await this.bytes.create(upload);
@@ -147,10 +153,16 @@ export class VerifyingStore extends DataStore {
     }
     const size = record.size;
     const hash = await this.hashes.at(id, offset, (end) => this.bytes.readRange(id, 0, end));
+    // With Upload-Checksum a request is all or nothing: the hash state from before it is kept, to
+    // go back to if its digest differs or its body breaks off (bytes that cannot be verified).
+    const context = currentContext();
+    const checksum = context?.checksum && new ChecksumVerifier(context.checksum);
+    const before = checksum && hash.copy();
     let hashed = 0;
     const tap = new Transform({
       transform(chunk: Buffer, _encoding, done) {
         hash.update(chunk);
+        checksum?.update(chunk);
         hashed += chunk.length;
         done(null, chunk);
       },
@@ -165,13 +177,23 @@ export class VerifyingStore extends DataStore {
         offset,
       );
     } catch (error) {
-      await this.settleFailedWrite(record, hash, offset + hashed);
       if (size === undefined && (sourceError as Partial<HttpError> | undefined)?.status_code === 413) {
         // A deferred-length upload cut off at the size limit can never become a valid file.
         await this.discard(record, 'size');
         throw ERRORS.ERR_MAX_SIZE_EXCEEDED;
       }
+      if (before) await this.rollBack(record, before, offset);
+      else await this.settleFailedWrite(record, hash, offset + hashed);
       throw error;
+    }
+    if (checksum && before && !checksum.matches()) {
+      // A creation whose first bytes are refused answers without a Location: nobody could resume it.
+      if (context?.admitted && context.uploadId === id) await this.discard(record, 'checksum');
+      else {
+        await this.rollBack(record, before, offset);
+        this.options.events.emit('rejected', record, 'checksum');
+      }
+      throw VERIFY_ERRORS.CHECKSUM_MISMATCH;
     }
     this.hashes.advance(id, hash, newOffset);
     if (hashed > 0) this.options.events.emit('received', hashed);
@@ -191,6 +213,24 @@ export class VerifyingStore extends DataStore {
     if (record) await this.records.set({ ...record, size: length });
   }
 
+  /**
+   * Ends an upload of deferred length at the bytes stored so far and decides its verdict, as the
+   * IETF draft's `Upload-Complete: ?1` on a request without `Content-Length` asks. Verdict errors
+   * (415, 460) are thrown as from the final write. The caller holds the upload's lock.
+   */
+  async completeAtOffset(id: string): Promise<void> {
+    await this.settled(id);
+    const record = await this.records.get(id);
+    if (!record) throw ERRORS.FILE_NOT_FOUND;
+    if (record.state !== 'uploading') return;
+    const stored = await this.bytes.storedBytes(id);
+    if (record.size !== undefined && record.size !== stored) {
+      throw { status_code: 400, body: `Bad Request: ${stored} of the upload's ${record.size} bytes are stored` };
+    }
+    if (record.size === undefined) await this.bytes.declareUploadLength(id, stored);
+    await this.finish(record, stored);
+  }
+
   override async remove(id: string): Promise<void> {
     const record = await this.records.get(id);
     if (!record) throw ERRORS.FILE_NOT_FOUND;
@@ -202,7 +242,9 @@ export class VerifyingStore extends DataStore {
   async sweepExpired(now = Date.now()): Promise<number> {
     let removed = 0;
     for (const record of await this.records.all()) {
-      if (record.state === 'complete' || this.writing.has(record.id)) continue;
+      // A complete part of a concatenation is kept only for the expiry time: it is never served,
+      // and a final upload copies its bytes (a client may build several finals from one part).
+      if ((record.state === 'complete' && !isPartial(record)) || this.writing.has(record.id)) continue;
       if (Date.parse(record.lastWriteAt) + this.options.expiryMs > now) continue;
       await this.drop(record);
       this.options.events.emit('expired', record);
@@ -218,7 +260,20 @@ export class VerifyingStore extends DataStore {
   /** Whether the upload is complete and verified (the only state in which it is ever served). */
   async completedRecord(id: string): Promise<UploadRecord | undefined> {
     const record = await this.records.get(id);
-    return record?.state === 'complete' ? record : undefined;
+    return record?.state === 'complete' && !isPartial(record) ? record : undefined;
+  }
+
+  /** Undoes one request: the data file and the running hash go back to `offset`, where it began. */
+  private async rollBack(record: UploadRecord, before: Hash, offset: number): Promise<void> {
+    try {
+      await this.bytes.truncate(record.id, offset);
+    } catch (error) {
+      this.hashes.forget(record.id);
+      throw error;
+    }
+    this.hashes.advance(record.id, before, offset);
+    record.lastWriteAt = new Date().toISOString();
+    await this.records.set(record);
   }
 
   private async settleFailedWrite(record: UploadRecord, hash: Hash, hashedTo: number): Promise<void> {
