@@ -32,6 +32,18 @@ const defaults = {
   STORAGE: 'file' as 'file' | 's3',
   REDIS_URL: undefined as string | undefined,
   MAX_IMAGE_PIXELS: 100_000_000,
+  MAX_MEDIA_DURATION_SECONDS: undefined as number | undefined,
+  MIN_MEDIA_DURATION_SECONDS: undefined as number | undefined,
+  HOOKS_URL: undefined as string | undefined,
+  HOOKS_SECRET: undefined as string | undefined,
+  /** Empty: every event type. */
+  HOOKS_EVENTS: [] as string[],
+  HOOKS_PRE_CREATE_URL: undefined as string | undefined,
+  HOOKS_TIMEOUT_MS: 5000,
+  HOOKS_PRE_CREATE_FAIL_OPEN: false,
+  HOOKS_MAX_AGE_SECONDS: 86_400,
+  /** First retry delay of a failed delivery; it doubles with each attempt (with jitter), up to an hour. */
+  HOOKS_RETRY_BASE_MS: 1000,
   SHUTDOWN_GRACE_MS: 10_000,
   REQUEST_IDLE_TIMEOUT_MS: 60_000,
   LOG_LEVEL: 'info',

@@ -12,6 +12,8 @@ import type { Config } from './config.js';
 import { uploadInfoHandler } from './files/info.js';
 import { readableRecord, sendUpload } from './files/serve.js';
 import { createLegacyApi } from './legacy/router.js';
+import { HookDelivery } from './hooks/delivery.js';
+import { preCreateHook } from './hooks/pre-create.js';
 import { healthRouter } from './ops/health.js';
 import { createLogger, requestLogger } from './ops/logging.js';
 import { Metrics } from './ops/metrics.js';
@@ -47,7 +49,11 @@ export interface Tusgate {
   /** The lock manager @tus/server uses; every door that writes an upload takes its lock here. */
   locker: Locker;
   logger: Logger;
+  /** Event deliveries to HOOKS_URL, when configured. */
+  hooks?: HookDelivery;
   sweep(): Promise<number>;
+  /** Stops background work (hook deliveries); the HTTP server is the caller's to close. */
+  close(): void;
 }
 
 /**
@@ -93,7 +99,20 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   const store = new VerifyingStore(new TusgateFileStore(uploadsDir), records, new RunningHashes(), quota, {
     expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000,
     events,
+    media: {
+      maxImagePixels: config.MAX_IMAGE_PIXELS,
+      maxDurationSeconds: config.MAX_MEDIA_DURATION_SECONDS,
+      minDurationSeconds: config.MIN_MEDIA_DURATION_SECONDS,
+    },
   });
+  const preCreate = config.HOOKS_PRE_CREATE_URL
+    ? preCreateHook({
+        url: config.HOOKS_PRE_CREATE_URL,
+        secret: config.HOOKS_SECRET!,
+        timeoutMs: config.HOOKS_TIMEOUT_MS,
+        failOpen: config.HOOKS_PRE_CREATE_FAIL_OPEN,
+      })
+    : undefined;
   const locker = new MemoryLocker();
   const tus = createTusServer({
     store,
@@ -103,12 +122,30 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     allowedTypes: config.ALLOWED_MIME_TYPES,
     corsOrigins: config.CORS_ORIGINS,
     logger,
+    preCreate,
   });
-  const policy = { store, locker, quota, maxFileSize: config.MAX_FILE_SIZE, allowedTypes: config.ALLOWED_MIME_TYPES };
+  const policy = { store, locker, quota, maxFileSize: config.MAX_FILE_SIZE, allowedTypes: config.ALLOWED_MIME_TYPES, preCreate };
   const concatenation = new Concatenation(policy);
   const ietf = ietfDraft({ ...policy, expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000 });
 
   const metrics = new Metrics(events, () => quota.totalActive());
+  const hooks = config.HOOKS_URL
+    ? new HookDelivery(
+        {
+          url: config.HOOKS_URL,
+          secret: config.HOOKS_SECRET!,
+          events: config.HOOKS_EVENTS,
+          timeoutMs: config.HOOKS_TIMEOUT_MS,
+          maxAgeMs: config.HOOKS_MAX_AGE_SECONDS * 1000,
+          retryBaseMs: config.HOOKS_RETRY_BASE_MS,
+          outboxDir: path.resolve(config.DATA_DIR, 'outbox'),
+          logger,
+          onDropped: (type) => metrics.hookEventsDropped.inc({ type }),
+        },
+        events,
+      )
+    : undefined;
+  hooks?.start();
 
   const app = express();
   app.disable('x-powered-by');
@@ -208,7 +245,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     });
   });
 
-  const legacy = await createLegacyApi({ config, store, locker, quota, events, logger, verify: options.verify, files: filesAccess });
+  const legacy = await createLegacyApi({ config, store, locker, quota, events, logger, preCreate, verify: options.verify, files: filesAccess });
   app.use(legacy.router);
 
   app.use((_req: Request, res: Response) => {
@@ -236,6 +273,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     tus,
     locker,
     logger,
+    hooks,
     sweep: () => store.sweepExpired(),
+    close: () => hooks?.stop(),
   };
 }

@@ -47,6 +47,16 @@ const schema = z.object({
   STORAGE: z.enum(['file', 's3']),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
   MAX_IMAGE_PIXELS: int(1),
+  MAX_MEDIA_DURATION_SECONDS: z.coerce.number().positive('must be a positive number of seconds').optional(),
+  MIN_MEDIA_DURATION_SECONDS: z.coerce.number().nonnegative('must be a number of seconds').optional(),
+  HOOKS_URL: z.url().optional(),
+  HOOKS_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  HOOKS_EVENTS: list.pipe(z.array(z.enum(['upload.created', 'upload.completed', 'upload.failed', 'upload.terminated', 'upload.expired']))),
+  HOOKS_PRE_CREATE_URL: z.url().optional(),
+  HOOKS_TIMEOUT_MS: int(1),
+  HOOKS_PRE_CREATE_FAIL_OPEN: bool,
+  HOOKS_MAX_AGE_SECONDS: int(1),
+  HOOKS_RETRY_BASE_MS: int(1),
   SHUTDOWN_GRACE_MS: int(0),
   REQUEST_IDLE_TIMEOUT_MS: int(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
@@ -83,5 +93,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   const config = parsed.data;
   if (config.STORAGE === 's3') throw new ConfigError('invalid configuration: STORAGE=s3 is not available yet in this build');
+  if ((config.HOOKS_URL || config.HOOKS_PRE_CREATE_URL) && !config.HOOKS_SECRET) {
+    throw new ConfigError('invalid configuration: HOOKS_SECRET is required when HOOKS_URL or HOOKS_PRE_CREATE_URL is set');
+  }
+  if (config.MIN_MEDIA_DURATION_SECONDS !== undefined && config.MAX_MEDIA_DURATION_SECONDS !== undefined && config.MIN_MEDIA_DURATION_SECONDS > config.MAX_MEDIA_DURATION_SECONDS) {
+    throw new ConfigError('invalid configuration: MIN_MEDIA_DURATION_SECONDS is above MAX_MEDIA_DURATION_SECONDS');
+  }
   return config;
 }

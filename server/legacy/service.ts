@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { parseSha256, reprDigest } from '../uploads/digest.js';
 import type { UploadEvents } from '../uploads/events.js';
+import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
 import type { QuotaTracker } from '../uploads/quota.js';
 import { runWithContext, type RequestContext } from '../uploads/request-context.js';
@@ -31,6 +32,7 @@ export interface LegacyDeps {
   quota: QuotaTracker;
   events: UploadEvents;
   logger: Logger;
+  preCreate?: PreCreateHook;
 }
 
 /**
@@ -111,9 +113,17 @@ export class LegacyService {
     }
 
     const id = randomUUID();
-    const verdict = admitUpload(
-      { user, uploadId: id, declaredType: request.mime_type, sha256: undefined },
-      { allowedTypes: config.ALLOWED_MIME_TYPES },
+    const verdict = await admitUpload(
+      {
+        user,
+        uploadId: id,
+        declaredType: request.mime_type,
+        sha256: undefined,
+        origin: 'legacy',
+        length: request.file_size,
+        metadata: { filename: request.filename, filetype: request.mime_type },
+      },
+      { allowedTypes: config.ALLOWED_MIME_TYPES, preCreate: this.deps.preCreate },
       quota,
     );
     if (!verdict.ok) {
@@ -328,13 +338,14 @@ export class LegacyService {
       } catch (error) {
         const status = (error as { status_code?: number }).status_code;
         if (status === 460) throw new LegacyError(400, 'Final file hash mismatch');
-        if (status === 415) {
-          // The store removed the upload: bytes that are not what they claim are never served.
+        if (status === 415 || status === 422) {
+          // The store removed the upload: bytes that are not what they claim (415), or media past
+          // the configured limits (422), are never served.
           await this.sessions.update(id, (current) =>
             current ? { save: { ...current, status: 'failed', updated_at: new Date().toISOString() }, result: undefined } : { result: undefined },
           );
           await this.staging.removeSession(id);
-          throw new LegacyError(415, String((error as { body?: string }).body ?? 'Unsupported Media Type').trim());
+          throw new LegacyError(status, String((error as { body?: string }).body ?? 'Unsupported Media Type').trim());
         }
         if (isStoreGone(error)) throw await this.expireLocked(id);
         throw error;

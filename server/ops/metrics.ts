@@ -36,6 +36,12 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly terminated = new Counter({ name: 'tusgate_uploads_terminated_total', help: 'Uploads deleted by their owner', registers: [this.registry] });
+  readonly hookEventsDropped = new Counter({
+    name: 'tusgate_hook_events_dropped_total',
+    help: 'Hook events dropped after retrying past HOOKS_MAX_AGE_SECONDS',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
   readonly bytesReceived = new Counter({ name: 'tusgate_bytes_received_total', help: 'Upload bytes stored', registers: [this.registry] });
   readonly duration = new Histogram({
     name: 'tusgate_http_request_duration_seconds',

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { Metadata, TUS_RESUMABLE, Uid, Upload, type Locker } from '@tus/utils';
 import type { Request, Response } from 'express';
+import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
 import type { QuotaTracker } from '../uploads/quota.js';
 import { isFinal, isPartial, type UploadRecord } from '../uploads/records.js';
@@ -26,6 +27,7 @@ export interface ConcatenationOptions {
   quota: QuotaTracker;
   maxFileSize: number;
   allowedTypes: readonly string[];
+  preCreate?: PreCreateHook;
 }
 
 function answer(res: Response, status: number, body: string, headers: Record<string, string> = {}): void {
@@ -121,9 +123,9 @@ export class Concatenation {
     const metadataHeader = req.get('upload-metadata');
     const metadata = metadataHeader ? Metadata.parse(metadataHeader) : undefined;
     const id = Uid.rand();
-    const verdict = admitUpload(
-      { user, uploadId: id, declaredType: declaredTypeOf(metadata), sha256: metadata?.sha256 },
-      { allowedTypes: this.options.allowedTypes },
+    const verdict = await admitUpload(
+      { user, uploadId: id, declaredType: declaredTypeOf(metadata), sha256: metadata?.sha256, length: size, metadata },
+      { allowedTypes: this.options.allowedTypes, preCreate: this.options.preCreate },
       quota,
     );
     if (!verdict.ok) {

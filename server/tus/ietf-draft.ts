@@ -2,6 +2,7 @@ import { ERRORS, Metadata, StreamLimiter, Uid, Upload, type Locker } from '@tus/
 import type { NextFunction, Request, Response } from 'express';
 import { baseType } from '../uploads/content-type.js';
 import { reprDigest } from '../uploads/digest.js';
+import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
 import type { QuotaTracker } from '../uploads/quota.js';
 import type { UploadRecord } from '../uploads/records.js';
@@ -36,6 +37,7 @@ export interface IetfDraftOptions {
   quota: QuotaTracker;
   maxFileSize: number;
   allowedTypes: readonly string[];
+  preCreate?: PreCreateHook;
   expiryMs: number;
 }
 
@@ -122,7 +124,11 @@ export function ietfDraft(options: IetfDraftOptions) {
     if (!metadata.sha256 && reprDigest) metadata.sha256 = reprDigest[1]!;
 
     const id = Uid.rand();
-    const verdict = admitUpload({ user: context.user!, uploadId: id, declaredType: declaredTypeOf(metadata), sha256: metadata.sha256 }, options, quota);
+    const verdict = await admitUpload(
+      { user: context.user!, uploadId: id, declaredType: declaredTypeOf(metadata), sha256: metadata.sha256, length: size, metadata },
+      options,
+      quota,
+    );
     if (!verdict.ok) {
       throw Problem.from(verdict.error, verdict.retryAfterSeconds ? { 'Retry-After': String(verdict.retryAfterSeconds) } : {});
     }

@@ -2,6 +2,7 @@ import { Server, type ServerOptions } from '@tus/server';
 import type { Locker } from '@tus/utils';
 import type { Logger } from 'pino';
 import { STORAGE_FULL } from '../storage/file-store.js';
+import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
 import type { QuotaTracker } from '../uploads/quota.js';
 import { currentContext } from '../uploads/request-context.js';
@@ -15,6 +16,7 @@ export interface TusServerOptions {
   allowedTypes: readonly string[];
   corsOrigins: readonly string[];
   logger: Logger;
+  preCreate?: PreCreateHook;
 }
 
 /** Headers tusgate adds that browsers may read from tus responses. */
@@ -58,15 +60,17 @@ export function createTusServer(options: TusServerOptions): Server {
     async onUploadCreate(_req, upload) {
       const context = currentContext();
       if (!context?.user) throw { status_code: 401, body: 'Unauthorized\n' };
-      const verdict = admitUpload(
+      const verdict = await admitUpload(
         {
           user: context.user,
           uploadId: upload.id,
           declaredType: declaredTypeOf(upload.metadata),
           sha256: upload.metadata?.sha256,
           partial: context.concat === 'partial',
+          length: upload.size,
+          metadata: upload.metadata,
         },
-        { allowedTypes: options.allowedTypes },
+        { allowedTypes: options.allowedTypes, preCreate: options.preCreate },
         options.quota,
       );
       if (!verdict.ok) {

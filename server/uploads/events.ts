@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { UploadRecord } from './records.js';
 
-export type FailureReason = 'hash' | 'type' | 'size' | 'expired' | 'aborted' | 'checksum';
+export type FailureReason = 'hash' | 'type' | 'media' | 'size' | 'expired' | 'aborted' | 'checksum';
 
 export interface UploadEventMap {
   created: [UploadRecord];

@@ -1,3 +1,4 @@
+import type { PreCreateHook } from '../hooks/pre-create.js';
 import { isAllowedType } from './content-type.js';
 import { parseSha256 } from './digest.js';
 import type { QuotaTracker } from './quota.js';
@@ -10,20 +11,26 @@ export interface CreationRequest {
   sha256: string | null | undefined;
   /** A partial upload of a concatenation: its type is checked on the final upload instead. */
   partial?: boolean;
+  /** What the pre-create hook is told, besides the user. */
+  origin?: 'tus' | 'legacy';
+  length?: number;
+  metadata?: Record<string, string | null>;
 }
 
 export interface PolicyLimits {
   allowedTypes: readonly string[];
+  /** The application's own say (HOOKS_PRE_CREATE_URL), asked after tusgate's checks pass. */
+  preCreate?: PreCreateHook;
 }
 
 export type PolicyVerdict = { ok: true } | { ok: false; error: HttpError; retryAfterSeconds?: number };
 
 /**
  * The rules every new upload must pass, whichever door it comes through. Size is checked earlier
- * (it needs only a header); type, declared digest and the user's quotas are checked here, the quota
- * last because passing it takes one of the user's slots.
+ * (it needs only a header); type, declared digest, the pre-create hook and the user's quotas are
+ * checked here, the quota last because passing it takes one of the user's slots.
  */
-export function admitUpload(request: CreationRequest, limits: PolicyLimits, quota: QuotaTracker): PolicyVerdict {
+export async function admitUpload(request: CreationRequest, limits: PolicyLimits, quota: QuotaTracker): Promise<PolicyVerdict> {
   if (!request.partial) {
     if (!request.declaredType) {
       return { ok: false, error: { status_code: 415, body: 'Unsupported Media Type: declare the file type in Upload-Metadata (filetype)\n' } };
@@ -34,6 +41,15 @@ export function admitUpload(request: CreationRequest, limits: PolicyLimits, quot
   }
   if (parseSha256(request.sha256) === 'invalid') {
     return { ok: false, error: { status_code: 400, body: 'Bad Request: metadata sha256 must be 64 hex digits or base64 of 32 bytes\n' } };
+  }
+  if (limits.preCreate && !request.partial) {
+    const answer = await limits.preCreate({
+      user: request.user,
+      origin: request.origin ?? 'tus',
+      length: request.length ?? null,
+      metadata: request.metadata ?? {},
+    });
+    if (!answer.ok) return { ok: false, error: { status_code: answer.status, body: `${answer.message}\n` } };
   }
   const admission = quota.admit(request.user, request.uploadId);
   if (!admission.ok) {

@@ -27,6 +27,10 @@ export interface UploadRecord {
   filename?: string;
   size?: number;
   verifiedType?: string;
+  /** The client's Upload-Metadata, as sent (for hooks and info; never trusted for anything). */
+  metadata?: Record<string, string | null>;
+  /** For a stored upload whose media facts break a limit: the refusal to give at confirmation. */
+  mediaRejection?: { status: number; message: string };
   /** Facts read from the file's container at completion (dimensions, duration), when known. */
   media?: Record<string, number | string>;
   /** For a stored upload whose bytes are not its declared type: what they were detected as. */

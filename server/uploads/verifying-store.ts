@@ -5,6 +5,7 @@ import type { TusgateFileStore } from '../storage/file-store.js';
 import { ChecksumVerifier } from './checksum.js';
 import { checkContent, CONTENT_HEAD_BYTES } from './content-type.js';
 import { parseSha256, reprDigest } from './digest.js';
+import { probeMedia, type MediaLimits } from './media.js';
 import type { FailureReason, UploadEvents } from './events.js';
 import type { QuotaTracker } from './quota.js';
 import { isPartial, type RecordStore, type UploadRecord } from './records.js';
@@ -29,6 +30,7 @@ export const VERIFY_ERRORS = {
 export interface VerifyingStoreOptions {
   expiryMs: number;
   events: UploadEvents;
+  media: MediaLimits;
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -98,6 +100,7 @@ export class VerifyingStore extends DataStore {
       expectedSha256: partial || expected === 'invalid' ? undefined : expected,
       filename: upload.metadata?.filename || upload.metadata?.name || undefined,
       size: upload.size,
+      metadata: upload.metadata ?? {},
       concat: context.concat,
     };
     await this.records.set(record);
@@ -306,6 +309,15 @@ export class VerifyingStore extends DataStore {
     } else {
       record.verifiedType = 'application/octet-stream';
     }
+    if (record.contentMismatch === undefined) {
+      const media = await probeMedia(
+        record.verifiedType!,
+        { path: this.bytes.dataPath(record.id), size, readRange: (start, end) => this.bytes.readRange(record.id, start, end) },
+        this.options.media,
+      );
+      if (media.ok) record.media = media.facts;
+      else record.mediaRejection = { status: media.status, message: media.message };
+    }
     if (record.confirmRequired) {
       record.state = 'stored';
       record.lastWriteAt = new Date().toISOString();
@@ -338,6 +350,11 @@ export class VerifyingStore extends DataStore {
       const detected = record.contentMismatch;
       await this.discard(record, 'type');
       throw VERIFY_ERRORS.typeMismatch(record.declaredType ?? 'type', detected === 'unrecognised' ? undefined : detected);
+    }
+    if (record.mediaRejection) {
+      const { status, message } = record.mediaRejection;
+      await this.discard(record, 'media');
+      throw { status_code: status, body: `${message}\n` };
     }
     if (expectedSha256 && expectedSha256 !== record.sha256) {
       if (keepOnHashMismatch) {

@@ -55,6 +55,7 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
     dataDir,
     token: (user = 'alice', claims = {}) => signToken(user, claims),
     async close() {
+      tusgate.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       if (!overrides.DATA_DIR) await fs.rm(dataDir, { recursive: true, force: true });

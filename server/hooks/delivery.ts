@@ -1,0 +1,145 @@
+import type { Logger } from 'pino';
+import type { UploadEvents } from '../uploads/events.js';
+import type { UploadRecord } from '../uploads/records.js';
+import { Outbox, type OutboxEntry } from './outbox.js';
+import { SIGNATURE_HEADER, signatureHeader } from './signature.js';
+
+export const HOOK_EVENT_TYPES = ['upload.created', 'upload.completed', 'upload.failed', 'upload.terminated', 'upload.expired'] as const;
+
+export interface DeliveryOptions {
+  url: string;
+  secret: string;
+  events: readonly string[];
+  timeoutMs: number;
+  maxAgeMs: number;
+  retryBaseMs: number;
+  outboxDir: string;
+  logger: Logger;
+  onDropped?: (type: string) => void;
+}
+
+/** What a receiver learns of an upload: the server-owned facts, never a token. */
+function uploadData(record: UploadRecord): Record<string, unknown> {
+  return {
+    id: record.id,
+    owner: record.owner,
+    origin: record.origin,
+    filename: record.filename ?? null,
+    declared_type: record.declaredType ?? null,
+    size: record.size ?? null,
+    created_at: record.createdAt,
+  };
+}
+
+const MAX_DELAY_MS = 3600_000;
+
+/**
+ * Signed event deliveries, at least once. Upload events go to the outbox as they happen, inside the
+ * request that caused them; a background loop posts them and removes each on a 2xx, retrying others
+ * with exponential backoff and jitter until they are older than `maxAgeMs`. Nothing here runs on the
+ * upload path or under an upload's lock beyond the outbox write itself.
+ */
+export class HookDelivery {
+  private readonly outbox: Outbox;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private stopped = false;
+  private retryAllOnce = false;
+
+  constructor(private readonly options: DeliveryOptions, events: UploadEvents) {
+    this.outbox = new Outbox(options.outboxDir);
+    const wanted = new Set(options.events.length > 0 ? options.events : HOOK_EVENT_TYPES);
+    const add = (type: string, data: Record<string, unknown>) => {
+      if (!wanted.has(type)) return;
+      this.outbox.add(type, data);
+      this.kick();
+    };
+    events.on('created', (record) => add('upload.created', uploadData(record)));
+    events.on('completed', (record) =>
+      add('upload.completed', {
+        ...uploadData(record),
+        verified_type: record.verifiedType ?? null,
+        sha256: record.sha256 ?? null,
+        media: record.media ?? null,
+        metadata: record.metadata ?? {},
+        completed_at: record.completedAt ?? null,
+        url: `/files/${record.id}`,
+      }),
+    );
+    events.on('failed', (record, reason) => add('upload.failed', { ...uploadData(record), reason }));
+    events.on('terminated', (record) => add('upload.terminated', uploadData(record)));
+    events.on('expired', (record) => add('upload.expired', uploadData(record)));
+  }
+
+  /** Starts delivering; events left by an earlier run are all tried at once, whatever their backoff. */
+  start(): void {
+    this.stopped = false;
+    this.retryAllOnce = true;
+    this.kick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  pending(): number {
+    return this.outbox.size();
+  }
+
+  private kick(delayMs = 0): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.run(), delayMs);
+    this.timer.unref();
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      let due = this.outbox.due(this.retryAllOnce ? Number.POSITIVE_INFINITY : Date.now());
+      this.retryAllOnce = false;
+      while (due.length > 0 && !this.stopped) {
+        await Promise.all(due.map((entry) => this.deliver(entry)));
+        due = this.outbox.due();
+      }
+    } catch (error) {
+      this.options.logger.error({ err: error }, 'hook delivery loop failed');
+    } finally {
+      this.running = false;
+    }
+    if (!this.stopped) this.kick(this.outbox.size() > 0 ? Math.min(1000, this.options.retryBaseMs) : 30_000);
+  }
+
+  private async deliver(entry: OutboxEntry): Promise<void> {
+    const { event } = entry;
+    const body = JSON.stringify(event);
+    let status = 0;
+    try {
+      const response = await fetch(this.options.url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', [SIGNATURE_HEADER]: signatureHeader(this.options.secret, body), 'Tusgate-Event-Id': event.id },
+        body,
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
+      status = response.status;
+      await response.body?.cancel();
+    } catch {
+      status = 0;
+    }
+    if (status >= 200 && status < 300) {
+      this.outbox.acknowledge(event.id);
+      return;
+    }
+    const age = Date.now() - Date.parse(event.time);
+    if (age > this.options.maxAgeMs) {
+      this.outbox.acknowledge(event.id);
+      this.options.logger.warn({ eventId: event.id, type: event.type, attempts: entry.attempts + 1 }, 'hook event dropped: too old');
+      this.options.onDropped?.(event.type);
+      return;
+    }
+    const backoff = Math.min(MAX_DELAY_MS, this.options.retryBaseMs * 2 ** entry.attempts);
+    this.outbox.reschedule(entry, Date.now() + backoff * (0.5 + Math.random()));
+  }
+}

@@ -1,0 +1,207 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { verifySignature } from '../server/hooks/signature.js';
+import { request, tus } from './helpers/http.js';
+import { spawnServer } from './helpers/process.js';
+import { makeDataDir, signToken, startServer, type TestServer } from './helpers/server.js';
+import { PNG, TEXT } from './samples.js';
+
+const SECRET = 'hooks-test-secret-0123456789';
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface Received {
+  id: string;
+  type: string;
+  time: string;
+  data: Record<string, unknown>;
+  signed: boolean;
+}
+
+/** A real receiver on loopback; `answer` decides each response. */
+async function startReceiver(answer: (event: Received, attempt: number) => number | Promise<number> = () => 200) {
+  const deliveries: Received[] = [];
+  const attempts = new Map<string, number>();
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', async () => {
+      const event = { ...JSON.parse(body), signed: verifySignature(SECRET, req.headers['tusgate-signature'] as string, body) } as Received;
+      const attempt = (attempts.get(event.id) ?? 0) + 1;
+      attempts.set(event.id, attempt);
+      deliveries.push(event);
+      const status = await answer(event, attempt);
+      res.writeHead(status, { 'Content-Type': 'text/plain' }).end(status < 300 ? 'ok' : 'no');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  return {
+    url,
+    deliveries,
+    acknowledged: (type: string) => deliveries.filter((d) => d.type === type),
+    async waitFor(predicate: () => boolean, timeoutMs = 10_000) {
+      const started = Date.now();
+      while (!predicate()) {
+        if (Date.now() - started > timeoutMs) throw new Error(`receiver: timed out; got ${JSON.stringify(deliveries.map((d) => d.type))}`);
+        await sleep(25);
+      }
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('event hooks', function () {
+  this.timeout(30_000);
+
+  describe('signed deliveries of every event type', () => {
+    let receiver: Awaited<ReturnType<typeof startReceiver>>;
+    let server: TestServer;
+    before(async () => {
+      receiver = await startReceiver();
+      server = await startServer({ HOOKS_URL: receiver.url, HOOKS_SECRET: SECRET, UPLOAD_EXPIRY_SECONDS: 1 });
+    });
+    after(async () => {
+      await server.close();
+      await receiver.close();
+    });
+
+    it('sends created, completed, failed, terminated and expired, each signed and with its facts', async () => {
+      const client = tus(server.url, await server.token('alice'));
+      const done = await client.create(PNG.length, { filetype: 'image/png', filename: 'p.png', note: 'hello' });
+      await client.patch(done.headers.location!, 0, PNG);
+      const bad = await client.create(PNG.length, { filetype: 'image/png', sha256: 'b'.repeat(64) });
+      await client.patch(bad.headers.location!, 0, PNG);
+      const gone = await client.create(TEXT.length);
+      await client.delete(gone.headers.location!);
+      const stale = await client.create(TEXT.length);
+      await sleep(1100);
+      await server.tusgate.sweep();
+
+      await receiver.waitFor(() => receiver.deliveries.length >= 8);
+      expect(receiver.deliveries.every((d) => d.signed)).to.equal(true);
+      expect(new Set(receiver.deliveries.map((d) => d.id)).size).to.equal(receiver.deliveries.length);
+      const completed = receiver.acknowledged('upload.completed');
+      expect(completed).to.have.length(1);
+      expect(completed[0]!.data).to.include({
+        id: done.headers.location!.split('/').pop(),
+        owner: 'alice',
+        verified_type: 'image/png',
+        sha256: createHash('sha256').update(PNG).digest('hex'),
+        size: PNG.length,
+        filename: 'p.png',
+      });
+      expect(completed[0]!.data.metadata).to.include({ note: 'hello' });
+      expect(completed[0]!.data.media).to.deep.equal({ width: 1, height: 1 });
+      expect(receiver.acknowledged('upload.failed')[0]!.data).to.include({ reason: 'hash' });
+      expect(receiver.acknowledged('upload.terminated')[0]!.data).to.include({ id: gone.headers.location!.split('/').pop() });
+      expect(receiver.acknowledged('upload.expired')[0]!.data).to.include({ id: stale.headers.location!.split('/').pop() });
+      expect(receiver.acknowledged('upload.created')).to.have.length(4);
+      expect(Date.parse(receiver.deliveries[0]!.time)).to.be.closeTo(Date.now(), 30_000);
+    });
+
+    it('sends events for uploads made through the legacy API too', async () => {
+      const token = await server.token('bob');
+      const res = await request(`${server.url}/api/v1/upload/initiate`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ filename: 'a.txt', file_size: 10, mime_type: 'text/plain' }),
+      });
+      const session = JSON.parse(res.text).session_id as string;
+      await receiver.waitFor(() => receiver.acknowledged('upload.created').some((d) => d.data.id === session));
+      expect(receiver.acknowledged('upload.created').find((d) => d.data.id === session)!.data).to.include({ origin: 'legacy', owner: 'bob' });
+    });
+  });
+
+  it('retries a receiver that fails with backoff, keeping the event id, until acknowledged', async () => {
+    const receiver = await startReceiver((_event, attempt) => (attempt <= 3 ? 500 : 200));
+    const server = await startServer({ HOOKS_URL: receiver.url, HOOKS_SECRET: SECRET, HOOKS_EVENTS: ['upload.created'], HOOKS_RETRY_BASE_MS: 50 });
+    try {
+      await tus(server.url, await server.token()).create(TEXT.length);
+      await receiver.waitFor(() => receiver.deliveries.length >= 4);
+      await sleep(300);
+      expect(receiver.deliveries).to.have.length(4);
+      expect(new Set(receiver.deliveries.map((d) => d.id)).size).to.equal(1);
+      expect(server.tusgate.hooks!.pending()).to.equal(0);
+    } finally {
+      await server.close();
+      await receiver.close();
+    }
+  });
+
+  it('delivers an event recorded before a kill -9, after the restart', async () => {
+    let up = false;
+    const receiver = await startReceiver(() => (up ? 200 : 503));
+    const dataDir = await makeDataDir();
+    const env = { DATA_DIR: dataDir, HOOKS_URL: receiver.url, HOOKS_SECRET: SECRET, HOOKS_EVENTS: 'upload.completed', HOOKS_RETRY_BASE_MS: '60000' };
+    let server = await spawnServer(env);
+    try {
+      const client = tus(server.url, await signToken('alice'));
+      const created = await client.create(TEXT.length);
+      expect((await client.patch(created.headers.location!, 0, TEXT)).status).to.equal(204);
+      await receiver.waitFor(() => receiver.deliveries.length >= 1);
+      await server.kill('SIGKILL');
+      up = true;
+      server = await spawnServer(env);
+      await receiver.waitFor(() => receiver.deliveries.length >= 2);
+      expect(receiver.deliveries[1]!.id).to.equal(receiver.deliveries[0]!.id);
+      expect(receiver.deliveries[1]!.type).to.equal('upload.completed');
+    } finally {
+      await server.kill('SIGKILL');
+      await receiver.close();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  describe('the blocking pre-create hook', () => {
+    it('allows, refuses with the receiver’s status and message, and answers 503 on a timeout', async () => {
+      let mode: 'allow' | 'refuse' | 'slow' = 'allow';
+      const seen: Received[] = [];
+      const receiver = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (chunk: Buffer) => (body += chunk));
+        req.on('end', () => {
+          seen.push({ ...JSON.parse(body), signed: verifySignature(SECRET, req.headers['tusgate-signature'] as string, body) });
+          if (mode === 'allow') res.writeHead(204).end();
+          else if (mode === 'refuse') res.writeHead(403, { 'Content-Type': 'text/plain' }).end('uploads are closed on Sundays');
+          else setTimeout(() => res.writeHead(204).end(), 2000);
+        });
+      });
+      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/pre`;
+      const server = await startServer({ HOOKS_PRE_CREATE_URL: url, HOOKS_SECRET: SECRET, HOOKS_TIMEOUT_MS: 300 });
+      const open = await startServer({ HOOKS_PRE_CREATE_URL: url, HOOKS_SECRET: SECRET, HOOKS_TIMEOUT_MS: 300, HOOKS_PRE_CREATE_FAIL_OPEN: true });
+      try {
+        const client = tus(server.url, await server.token('alice'));
+        expect((await client.create(TEXT.length, { filetype: 'text/plain', filename: 'x.txt' })).status).to.equal(201);
+        expect(seen[0]).to.include({ type: 'upload.pre-create', signed: true });
+        expect(seen[0]!.data).to.deep.include({ owner: 'alice', origin: 'tus', length: TEXT.length });
+        expect((seen[0]!.data.metadata as Record<string, string>).filename).to.equal('x.txt');
+
+        mode = 'refuse';
+        const refused = await client.create(TEXT.length);
+        expect(refused.status).to.equal(403);
+        expect(refused.text).to.include('uploads are closed on Sundays');
+        const legacy = await request(`${server.url}/api/v1/upload/initiate`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${await server.token('alice')}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ filename: 'a.txt', file_size: 10, mime_type: 'text/plain' }),
+        });
+        expect(legacy.status).to.equal(403);
+        expect(legacy.text).to.include('uploads are closed on Sundays');
+
+        mode = 'slow';
+        expect((await client.create(TEXT.length)).status).to.equal(503);
+        expect((await tus(open.url, await open.token('alice')).create(TEXT.length)).status).to.equal(201);
+      } finally {
+        await server.close();
+        await open.close();
+        receiver.closeAllConnections();
+        await new Promise<void>((resolve) => receiver.close(() => resolve()));
+      }
+    });
+  });
+});

@@ -1,0 +1,65 @@
+import { expect } from 'chai';
+import { request, tus } from './helpers/http.js';
+import { startServer, type TestServer } from './helpers/server.js';
+import { legacyClient } from './legacy-client.js';
+import { MP4, pngOfSize, wavOfDuration } from './samples.js';
+
+describe('media limits at completion', () => {
+  let server: TestServer;
+  let client: ReturnType<typeof tus>;
+  before(async () => {
+    server = await startServer({ MAX_MEDIA_DURATION_SECONDS: 2, MIN_MEDIA_DURATION_SECONDS: 1, MAX_IMAGE_PIXELS: 1000 });
+    client = tus(server.url, await server.token('alice'));
+  });
+  after(() => server.close());
+
+  async function upload(data: Buffer, filetype: string) {
+    const location = (await client.create(data.length, { filetype })).headers.location!;
+    return { location, res: await client.patch(location, 0, data) };
+  }
+
+  it('accepts media within the limits and stores its facts', async () => {
+    const audio = await upload(wavOfDuration(1.5), 'audio/wav');
+    expect(audio.res.status).to.equal(204);
+    const info = JSON.parse((await request(`${audio.location}/info`)).text);
+    expect(info.media).to.include({ duration: 1.5, container: 'WAVE' });
+    const image = await upload(pngOfSize(20, 20), 'image/png');
+    expect(image.res.status).to.equal(204);
+    expect(JSON.parse((await request(`${image.location}/info`)).text).media).to.deep.equal({ width: 20, height: 20 });
+  });
+
+  it('refuses too long, too short and too many pixels with 422, removing the upload', async () => {
+    for (const [data, type, pattern] of [
+      [wavOfDuration(3), 'audio/wav', /longer than the limit of 2 s/],
+      [wavOfDuration(0.5), 'audio/wav', /shorter than the minimum of 1 s/],
+      [pngOfSize(100, 100), 'image/png', /100×100 pixels/],
+    ] as const) {
+      const { location, res } = await upload(data, type);
+      expect(res.status, type).to.equal(422);
+      expect(res.text).to.match(pattern);
+      expect((await client.head(location)).status).to.equal(404);
+      expect((await request(location)).status).to.equal(404);
+    }
+    const metrics = (await request(`${server.url}/metrics`)).text;
+    expect(metrics).to.match(/tusgate_uploads_failed_total\{reason="media"\} 3/);
+  });
+
+  it('refuses a file declared as video/mp4 that does not parse as one', async () => {
+    const broken = Buffer.concat([MP4.subarray(0, 32), Buffer.from('00000010ffffffff', 'hex'), Buffer.alloc(64, 1)]);
+    const { res } = await upload(broken, 'video/mp4');
+    expect(res.status).to.equal(415);
+  });
+
+  it('applies the same limits to the legacy facade', async () => {
+    const legacy = legacyClient(server.url, await server.token('bob'));
+    const data = wavOfDuration(3);
+    const initiated = await legacy.initiate({ filename: 'long.wav', file_size: data.length, chunk_size: data.length, mime_type: 'audio/wav' });
+    expect(initiated.status).to.equal(200);
+    const session = initiated.json.session_id as string;
+    expect((await legacy.chunk(session, 0, data)).status).to.equal(200);
+    const completed = await legacy.complete(session);
+    expect(completed.status).to.equal(422);
+    expect(completed.json.detail).to.match(/longer than the limit/);
+    expect((await legacy.status(session)).json.status).to.equal('failed');
+  });
+});
