@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import { uploadInfoHandler } from './files/info.js';
 import { readableRecord, sendUpload } from './files/serve.js';
 import { createLegacyApi } from './legacy/router.js';
+import { demoRouter } from '../client-demo/serve.js';
 import { HookDelivery } from './hooks/delivery.js';
 import { preCreateHook } from './hooks/pre-create.js';
 import { healthRouter } from './ops/health.js';
@@ -26,6 +27,7 @@ import { createTusServer, TUSGATE_EXPOSED_HEADERS } from './tus/tus-server.js';
 import { CHECKSUM_ALGORITHMS, requestChecksum } from './uploads/checksum.js';
 import { reprDigest } from './uploads/digest.js';
 import { UploadEvents } from './uploads/events.js';
+import { Tombstones } from './uploads/tombstones.js';
 import { QuotaTracker } from './uploads/quota.js';
 import { FileRecordStore } from './uploads/records.js';
 import { runWithContext, type RequestContext } from './uploads/request-context.js';
@@ -96,9 +98,12 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     if (record.state !== 'complete') quota.restore(record.owner, record.id, Date.parse(record.createdAt));
   }
   const events = new UploadEvents();
+  const tombstones = new Tombstones(path.resolve(config.DATA_DIR, 'tombstones'));
+  await tombstones.init();
   const store = new VerifyingStore(new TusgateFileStore(uploadsDir), records, new RunningHashes(), quota, {
     expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000,
     events,
+    tombstones,
     media: {
       maxImagePixels: config.MAX_IMAGE_PIXELS,
       maxDurationSeconds: config.MAX_MEDIA_DURATION_SECONDS,
@@ -173,13 +178,15 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
       res.set('Cache-Control', 'no-store').json({ token: devToken });
     });
   }
+  // The browser demo (client-demo/): Uppy's Dashboard, bundled on first request.
+  app.use(demoRouter({ maxFileSize: config.MAX_FILE_SIZE, allowedTypes: config.ALLOWED_MIME_TYPES, devMode: Boolean(options.devToken) }));
 
   const filesAccess = { filesPublic: config.FILES_PUBLIC };
   const anyone = optionalBearer(options.verify);
   const authenticated = requireBearer(options.verify);
   const precheck = tusPrecheck(config.MAX_FILE_SIZE);
 
-  app.get('/files/:id/info', anyone, uploadInfoHandler(store, filesAccess, config.UPLOAD_EXPIRY_SECONDS * 1000));
+  app.get('/files/:id/info', anyone, uploadInfoHandler(store, tombstones, filesAccess, config.UPLOAD_EXPIRY_SECONDS * 1000));
 
   // Downloads: GET, and HEAD without Tus-Resumable (or the IETF draft's header), of a completed upload.
   const isDownload = (req: Request) =>

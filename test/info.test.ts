@@ -41,4 +41,25 @@ describe('GET /files/<id>/info', () => {
       });
     });
   }
+
+  it('tells the owner, and only the owner, that an upload failed or expired, and why', async () => {
+    const server = await startServer({ UPLOAD_EXPIRY_SECONDS: 1 });
+    try {
+      const alice = await server.token('alice');
+      const client = tus(server.url, alice);
+      const asOwner = async (location: string) => JSON.parse((await request(`${location}/info`, { headers: { Authorization: `Bearer ${alice}` } })).text);
+      const failed = (await client.create(PNG.length, { filetype: 'image/png', sha256: 'c'.repeat(64) })).headers.location!;
+      expect((await client.patch(failed, 0, PNG)).status).to.equal(460);
+      expect(await asOwner(failed)).to.include({ state: 'failed', reason: 'hash', sha256: null });
+      expect((await request(`${failed}/info`)).status).to.equal(404);
+      expect((await client.head(failed)).status).to.equal(404);
+      const stale = (await client.create(PNG.length, { filetype: 'image/png' })).headers.location!;
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await server.tusgate.sweep();
+      expect(await asOwner(stale)).to.include({ state: 'expired', offset: null });
+      expect((await request(`${stale}/info`, { headers: { Authorization: `Bearer ${await server.token('mallory')}` } })).status).to.equal(404);
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
 import { isPartial, type UploadRecord } from '../uploads/records.js';
+import type { Tombstones } from '../uploads/tombstones.js';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
 import type { FileAccess } from './serve.js';
 
@@ -14,31 +15,52 @@ function mayReadInfo(record: UploadRecord, access: FileAccess, user: string | un
 }
 
 /** `GET /files/<id>/info`: the upload's state, sizes, types, digest and media facts as JSON. */
-export function uploadInfoHandler(store: VerifyingStore, access: FileAccess, expiryMs: number) {
+export function uploadInfoHandler(store: VerifyingStore, tombstones: Tombstones, access: FileAccess, expiryMs: number) {
   return async (req: Request, res: Response) => {
     const id = req.params.id as string;
     req.uploadId = id;
     const record = await store.records.get(id);
+    if (!record) {
+      // A failed or expired upload is gone for everyone; its owner may still learn why.
+      const tombstone = await tombstones.get(id);
+      if (tombstone && tombstone.record.owner === req.identity?.user) {
+        const { record: ended } = tombstone;
+        res.set('Cache-Control', 'no-store').json({
+          ...describe(ended, expiryMs),
+          state: tombstone.state,
+          reason: tombstone.reason ?? null,
+          offset: null,
+          sha256: null,
+          expires_at: null,
+          ended_at: tombstone.endedAt,
+        });
+        return;
+      }
+    }
     if (!record || !mayReadInfo(record, access, req.identity?.user)) {
       res.status(404).json({ detail: 'Not Found' });
       return;
     }
-    const complete = record.state === 'complete';
-    const offset = complete ? record.size : await store.bytes.storedBytes(id).catch(() => 0);
-    res.set('Cache-Control', 'no-store').json({
-      id: record.id,
-      state: record.state,
-      origin: record.origin,
-      size: record.size ?? null,
-      offset,
-      filename: record.filename ?? null,
-      declared_type: record.declaredType ?? null,
-      verified_type: record.verifiedType ?? null,
-      sha256: complete ? record.sha256 : null,
-      created_at: record.createdAt,
-      completed_at: record.completedAt ?? null,
-      expires_at: complete ? null : new Date(Date.parse(record.lastWriteAt) + expiryMs).toISOString(),
-      media: record.media ?? null,
-    });
+    const offset = record.state === 'complete' ? record.size : await store.bytes.storedBytes(id).catch(() => 0);
+    res.set('Cache-Control', 'no-store').json({ ...describe(record, expiryMs), offset });
+  };
+}
+
+/** The facts every state shares, as JSON. */
+function describe(record: UploadRecord, expiryMs: number) {
+  const complete = record.state === 'complete';
+  return {
+    id: record.id,
+    state: record.state,
+    origin: record.origin,
+    size: record.size ?? null,
+    filename: record.filename ?? null,
+    declared_type: record.declaredType ?? null,
+    verified_type: record.verifiedType ?? null,
+    sha256: complete ? record.sha256 : null,
+    created_at: record.createdAt,
+    completed_at: record.completedAt ?? null,
+    expires_at: complete ? null : new Date(Date.parse(record.lastWriteAt) + expiryMs).toISOString(),
+    media: record.media ?? null,
   };
 }

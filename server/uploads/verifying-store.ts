@@ -11,6 +11,7 @@ import type { QuotaTracker } from './quota.js';
 import { isPartial, type RecordStore, type UploadRecord } from './records.js';
 import { currentContext } from './request-context.js';
 import type { RunningHashes } from './running-hash.js';
+import type { Tombstones } from './tombstones.js';
 
 /** An error @tus/server answers with its own status and body. */
 export interface HttpError {
@@ -31,6 +32,8 @@ export interface VerifyingStoreOptions {
   expiryMs: number;
   events: UploadEvents;
   media: MediaLimits;
+  /** Where failed and expired uploads leave a note for their owner's `/info`. */
+  tombstones?: Tombstones;
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -250,9 +253,11 @@ export class VerifyingStore extends DataStore {
       if ((record.state === 'complete' && !isPartial(record)) || this.writing.has(record.id)) continue;
       if (Date.parse(record.lastWriteAt) + this.options.expiryMs > now) continue;
       await this.drop(record);
+      await this.options.tombstones?.add(record, 'expired');
       this.options.events.emit('expired', record);
       removed++;
     }
+    await this.options.tombstones?.sweep(this.options.expiryMs, now);
     return removed;
   }
 
@@ -383,6 +388,7 @@ export class VerifyingStore extends DataStore {
 
   private async discard(record: UploadRecord, reason: FailureReason): Promise<void> {
     await this.drop(record);
+    await this.options.tombstones?.add(record, 'failed', reason);
     this.options.events.emit('failed', record, reason);
   }
 

@@ -1,0 +1,236 @@
+// The /demo/ page: Uppy's Dashboard uploading to tusgate's tus endpoint with @uppy/tus.
+import Uppy, { type UppyFile } from '@uppy/core';
+import Dashboard from '@uppy/dashboard';
+import Tus, { type TusBody } from '@uppy/tus';
+import type { DetailedError } from 'tus-js-client';
+import '@uppy/core/css/style.min.css';
+import '@uppy/dashboard/css/style.min.css';
+import './style.css';
+import type { DemoConfig } from './types.js';
+import type { HashMessage } from './hash-worker.js';
+
+type DemoMeta = { name: string; type: string; sha256?: string };
+type DemoFile = UppyFile<DemoMeta, TusBody>;
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+function formatBytes(n: number): string {
+  // Powers of 1024, as Uppy's own messages count them, so the two never disagree on screen.
+  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
+  return `${i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+/** `sha-256=:<base64>:` (RFC 9530) → lower-case hex, or undefined. */
+function digestHex(header: string | null): string | undefined {
+  const b64 = header?.match(/sha-256=:([A-Za-z0-9+/=]+):/)?.[1];
+  if (!b64) return undefined;
+  return Array.from(atob(b64), (c) => c.charCodeAt(0).toString(16).padStart(2, '0')).join('');
+}
+
+/** Streams the file through a worker; `onProgress` gets the fraction hashed so far. */
+function sha256(file: Blob, onProgress: (fraction: number) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker('/demo/hash-worker.js');
+    worker.onmessage = (event: MessageEvent<HashMessage>) => {
+      const message = event.data;
+      if (message.type === 'progress') return onProgress(file.size ? message.bytes / file.size : 1);
+      worker.terminate();
+      if (message.type === 'done') resolve(message.sha256);
+      else reject(new Error(`could not compute the SHA-256: ${message.message}`));
+    };
+    worker.onerror = (event) => {
+      worker.terminate();
+      reject(new Error(`could not compute the SHA-256: ${event.message}`));
+    };
+    worker.postMessage(file);
+  });
+}
+
+/** The server's refusal in plain words, with its own message after it. */
+function explain(status: number | undefined, serverText: string, retryAfter: string | null, config: DemoConfig): string {
+  const said = serverText.trim() ? ` The server said: “${serverText.trim()}”` : '';
+  switch (status) {
+    case undefined:
+    case 0:
+      return 'The server could not be reached. Check the connection, then press retry: the upload continues where it stopped.';
+    case 401:
+      return config.devMode
+        ? 'The server did not accept the demo token (it changes when the server restarts). Reload the page.'
+        : 'The server did not accept your token: it may have expired. Paste a fresh one and retry.';
+    case 413:
+      return `The file is larger than the server accepts (${formatBytes(config.maxFileSize)} at most).${said}`;
+    case 415:
+      return `The server does not accept this kind of file, or its content is not what its type says.${said}`;
+    case 429:
+      return `Too many uploads at once or in the last hour.${retryAfter ? ` Try again in ${retryAfter} s.` : ''}${said}`;
+    case 460:
+      return `The bytes the server received do not match the file's SHA-256, so the upload was discarded. Retry it.${said}`;
+    default:
+      return `The upload failed (HTTP ${status}).${said}`;
+  }
+}
+
+function typesNote(types: string[]): string {
+  const groups = new Map<string, string[]>();
+  for (const type of types) {
+    const [group = type, sub = ''] = type.split('/');
+    groups.set(group, [...(groups.get(group) ?? []), sub]);
+  }
+  return [...groups].map(([group, subs]) => (subs.includes('*') ? `any ${group}` : `${group} (${subs.join(', ')})`)).join(' · ');
+}
+
+async function main(): Promise<void> {
+  const config = (await (await fetch('/demo/config')).json()) as DemoConfig;
+  let token = '';
+
+  const mode = $('mode');
+  mode.hidden = false;
+  if (config.devMode) {
+    mode.textContent = 'development mode';
+    mode.title = 'No JWT key is configured: this page uses a token for the demo user made by the server.';
+    const response = await fetch('/demo/token', { cache: 'no-store' });
+    if (response.ok) token = ((await response.json()) as { token: string }).token;
+  } else {
+    mode.textContent = 'token required';
+    const form = $<HTMLFormElement>('auth');
+    const input = $<HTMLInputElement>('token');
+    form.hidden = false;
+    // Kept for this tab only, so a reload can resume an upload without pasting again.
+    token = sessionStorage.getItem('tusgate-token') ?? '';
+    input.value = token;
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      token = input.value.trim();
+      sessionStorage.setItem('tusgate-token', token);
+      form.classList.toggle('saved', Boolean(token));
+    });
+    form.classList.toggle('saved', Boolean(token));
+  }
+
+  $('limits').textContent = `Server limits: up to ${formatBytes(config.maxFileSize)} per file · ${typesNote(config.allowedTypes)}`;
+
+  const uppy = new Uppy<DemoMeta, TusBody>({
+    // The server's limits, fetched from it: refused here before any byte is sent.
+    restrictions: { maxFileSize: config.maxFileSize, allowedFileTypes: config.allowedTypes },
+  });
+  uppy.use(Dashboard<DemoMeta, TusBody>, {
+    inline: true,
+    target: '#dashboard',
+    width: '100%',
+    height: 420,
+    proudlyDisplayPoweredByUppy: false,
+    hideProgressDetails: false,
+  });
+  uppy.use(Tus<DemoMeta, TusBody>, {
+    endpoint: new URL(config.endpoint, location.href).href,
+    headers: () => ({ Authorization: `Bearer ${token}` }),
+    // Only what the server reads: it takes `filename`/`filetype` (copied from name/type) and `sha256`.
+    allowedMetaFields: ['name', 'type', 'sha256'],
+    // Backoff long enough to ride out a server restart.
+    retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
+    removeFingerprintOnSuccess: true,
+    onError(error) {
+      // The Dashboard shows this message; make it the server's answer in plain words.
+      const response = (error as DetailedError).originalResponse;
+      const xhr = response?.getUnderlyingObject() as XMLHttpRequest | undefined;
+      error.message = explain(response?.getStatus(), response?.getBody() ?? '', xhr?.getResponseHeader('Retry-After') ?? null, config);
+    },
+  });
+
+  // The SHA-256 is computed before the upload starts, so that it travels as metadata and the server
+  // can refuse (460) a file whose bytes changed on the way.
+  uppy.addPreProcessor(async (fileIDs) => {
+    for (const id of fileIDs) {
+      const file = uppy.getFile(id);
+      if (!file || file.meta.sha256 || !(file.data instanceof Blob)) continue;
+      const message = 'Computing SHA-256…';
+      uppy.emit('preprocess-progress', file, { mode: 'determinate', message, value: 0 });
+      const hex = await sha256(file.data, (value) => uppy.emit('preprocess-progress', file, { mode: 'determinate', message, value }));
+      uppy.setFileMeta(id, { ...file.meta, sha256: hex });
+      uppy.emit('preprocess-complete', uppy.getFile(id));
+    }
+  });
+
+  uppy.on('upload-success', async (file, response) => {
+    if (!file || !response.uploadURL) return;
+    const url = response.uploadURL;
+    // The final PATCH answers with the digest the server computed; fall back to asking the file.
+    let server = digestHex((response.body?.xhr as XMLHttpRequest | undefined)?.getResponseHeader('Repr-Digest') ?? null);
+    if (!server) {
+      const head = await fetch(url, { method: 'HEAD', headers: { Authorization: `Bearer ${token}` } }).catch(() => undefined);
+      server = digestHex(head?.headers.get('Repr-Digest') ?? null);
+    }
+    addResult(file as DemoFile, url, server);
+  });
+  uppy.on('upload-error', (file, error) => {
+    if (file) addError(file as DemoFile, error.message);
+  });
+  uppy.on('restriction-failed', (_file, error) => showProblem(error.message));
+  uppy.on('file-added', () => showProblem(''));
+}
+
+function showProblem(message: string): void {
+  const problem = $('problem');
+  problem.textContent = message;
+  problem.hidden = !message;
+}
+
+function item(file: DemoFile, className: string): HTMLLIElement {
+  $('empty').hidden = true;
+  // A retried file replaces its earlier line.
+  document.querySelector(`li[data-id="${CSS.escape(file.id)}"]`)?.remove();
+  const li = document.createElement('li');
+  li.dataset.id = file.id;
+  li.className = `result ${className}`;
+  li.dataset.file = file.name ?? '';
+  const title = document.createElement('div');
+  title.className = 'result-title';
+  const name = document.createElement('strong');
+  name.textContent = file.name ?? 'file';
+  const size = document.createElement('span');
+  size.className = 'size';
+  size.textContent = formatBytes(file.size ?? 0);
+  title.append(name, size);
+  li.append(title);
+  $('results').prepend(li);
+  return li;
+}
+
+function addResult(file: DemoFile, url: string, serverHex: string | undefined): void {
+  const verified = Boolean(serverHex) && serverHex === file.meta.sha256;
+  const li = item(file, verified ? 'ok' : 'unverified');
+  const link = document.createElement('a');
+  link.className = 'result-link';
+  link.href = url;
+  link.target = '_blank';
+  link.rel = 'noopener';
+  link.textContent = url;
+  const digest = document.createElement('div');
+  digest.className = 'digest';
+  const label = document.createElement('span');
+  label.textContent = 'SHA-256';
+  const code = document.createElement('code');
+  code.className = 'result-sha256';
+  code.textContent = serverHex ?? 'not reported by the server';
+  digest.append(label, code);
+  const status = document.createElement('div');
+  status.className = 'status';
+  status.textContent = verified
+    ? '✓ verified: the server computed the same SHA-256 as your browser'
+    : serverHex
+      ? '✗ the server reported a different SHA-256 than your browser computed'
+      : '✗ the server did not report a SHA-256 for this file';
+  li.append(link, digest, status);
+}
+
+function addError(file: DemoFile, message: string): void {
+  const li = item(file, 'failed');
+  const status = document.createElement('div');
+  status.className = 'status result-error';
+  status.textContent = message;
+  li.append(status);
+}
+
+main().catch((error: unknown) => showProblem(`The demo could not start: ${(error as Error).message}`));

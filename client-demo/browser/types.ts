@@ -1,0 +1,9 @@
+/** GET /demo/config: what the page shows and enforces before an upload, taken from the server's configuration. */
+export interface DemoConfig {
+  /** The tus endpoint, relative to the page's origin. */
+  endpoint: string;
+  maxFileSize: number;
+  allowedTypes: string[];
+  /** Development mode: the page fetches its token from /demo/token instead of asking for one. */
+  devMode: boolean;
+}

@@ -1,0 +1,116 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+import { Router, type Response } from 'express';
+import type { DemoConfig } from './browser/types.js';
+
+// The demo page is bundled by esbuild's JS API in memory, on the first request for it, rather than
+// by a build step: `npm ci && npm start` is all a user runs, nothing stale can be served after a
+// `git pull`, and no install script has to be trusted (npm may be run with --ignore-scripts).
+// A build takes well under a second; servers and tests that never serve /demo/ never pay for it.
+
+const BROWSER_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'browser');
+
+/**
+ * Everything comes from this origin. Two exceptions, each for one need: `'wasm-unsafe-eval'` lets
+ * the hashing worker compile hash-wasm's WebAssembly SHA-256 (it does not allow JavaScript eval),
+ * and `blob:`/`data:` images are Uppy's file thumbnails and its stylesheet's icons.
+ */
+export const DEMO_CSP = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "worker-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' blob: data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+interface Asset {
+  type: string;
+  body: Buffer;
+}
+
+/** The bundle depends only on files in the repository, so one build serves every app in the process. */
+let bundle: Promise<Map<string, Asset>> | undefined;
+
+async function build(): Promise<Map<string, Asset>> {
+  const result = await esbuild.build({
+    entryPoints: {
+      app: path.join(BROWSER_DIR, 'main.ts'),
+      'hash-worker': path.join(BROWSER_DIR, 'hash-worker.ts'),
+    },
+    bundle: true,
+    format: 'iife',
+    target: 'es2020',
+    minify: true,
+    write: false,
+    outdir: '/demo',
+    define: { 'process.env.NODE_ENV': '"production"' },
+    logLevel: 'silent',
+  });
+  const assets = new Map<string, Asset>();
+  for (const file of result.outputFiles) {
+    const name = path.basename(file.path);
+    const type = name.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8';
+    assets.set(name, { type, body: Buffer.from(file.contents) });
+  }
+  const html = await fs.readFile(path.join(BROWSER_DIR, 'index.html'));
+  assets.set('index.html', { type: 'text/html; charset=utf-8', body: html });
+  return assets;
+}
+
+/** Builds the page once; a failed build is retried on the next request instead of being kept. */
+export function demoAssets(): Promise<Map<string, Asset>> {
+  bundle ??= build().catch((error: unknown) => {
+    bundle = undefined;
+    throw error;
+  });
+  return bundle;
+}
+
+export interface DemoOptions {
+  maxFileSize: number;
+  allowedTypes: readonly string[];
+  /** Development mode: the page fetches its token from /demo/token instead of asking for one. */
+  devMode: boolean;
+}
+
+
+export function demoRouter(options: DemoOptions): Router {
+  const router = Router({ strict: true });
+  const send = (res: Response, asset: Asset) => {
+    // ETag (added by express) lets a reload revalidate instead of downloading the bundle again.
+    res.set({ 'Content-Security-Policy': DEMO_CSP, 'Cache-Control': 'no-cache', 'Referrer-Policy': 'no-referrer' });
+    res.type(asset.type).send(asset.body);
+  };
+
+  router.get('/demo', (_req, res) => res.redirect(301, '/demo/'));
+  router.get('/demo/config', (_req, res) => {
+    const body: DemoConfig = {
+      endpoint: '/files/',
+      maxFileSize: options.maxFileSize,
+      allowedTypes: [...options.allowedTypes],
+      devMode: options.devMode,
+    };
+    res.set('Cache-Control', 'no-store').json(body);
+  });
+  router.get(['/demo/', '/demo/:asset'], async (req, res, next) => {
+    const name = (req.params as { asset?: string }).asset ?? 'index.html';
+    let assets: Map<string, Asset>;
+    try {
+      assets = await demoAssets();
+    } catch (error) {
+      next(error);
+      return;
+    }
+    const asset = assets.get(name);
+    if (!asset) return next();
+    send(res, asset);
+  });
+  return router;
+}

@@ -1,0 +1,200 @@
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { startDevServer, type DevServer } from './helpers/dev-server.js';
+import { startServer, type TestServer } from './helpers/server.js';
+import { freePort, REPO_ROOT } from './helpers/spawn.js';
+
+// The command-line uploader (client-demo/upload.ts) run as a real child process against tusgate.
+
+interface Run {
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  pid: number;
+}
+
+/** `node --import tsx client-demo/upload.ts ARGS` (or `npm run upload -- ARGS` with `viaNpm`). */
+function runCli(args: string[], options: { viaNpm?: boolean; home: string }): Run {
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: options.home };
+  delete env.TUSGATE_TOKEN;
+  delete env.TUSGATE_ENDPOINT;
+  delete env.TUSGATE_STATE;
+  const child = options.viaNpm
+    ? spawn('npm', ['run', '-s', 'upload', '--', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, ['--import', 'tsx', 'client-demo/upload.ts', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal })),
+  );
+  return { stdout: () => out, stderr: () => err, exited, pid: child.pid! };
+}
+
+/** Text (tusgate checks text types by content: UTF-8, no NUL bytes) of about `size` bytes, different every time. */
+function randomText(size: number): Buffer {
+  return Buffer.from(`${randomBytes(Math.ceil((size * 3) / 4)).toString('base64').replace(/(.{76})/g, '$1\n')}\n`, 'utf8').subarray(0, size);
+}
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** `URL  sha256:HEX  FILE`, the line printed on stdout for each verified file. */
+function parseResult(stdout: string): { url: string; sha256: string } {
+  const match = /^(http\S+) {2}sha256:([0-9a-f]{64}) {2}/m.exec(stdout);
+  expect(match, `no result line in stdout: ${stdout}`).to.not.equal(null);
+  return { url: match![1]!, sha256: match![2]! };
+}
+
+describe('command-line uploader (npm run upload)', function () {
+  this.timeout(90_000);
+  let server: TestServer;
+  let token: string;
+  let dir: string;
+
+  before(async () => {
+    server = await startServer();
+    token = await server.token('cli-user');
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tusgate-cli-'));
+  });
+  after(async () => {
+    await server?.close();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  const endpoint = () => `${server.url}/files/`;
+  const state = () => path.join(dir, 'state.json');
+
+  it('uploads a file, prints its URL and SHA-256, and the server serves the exact bytes', async () => {
+    const bytes = randomText(300_000);
+    const file = path.join(dir, 'notes.txt');
+    await fs.writeFile(file, bytes);
+
+    const run = runCli([file, '--endpoint', endpoint(), '--token', token, '--state', state()], { viaNpm: true, home: dir });
+    const { code } = await run.exited;
+    expect(code, run.stderr()).to.equal(0);
+    const result = parseResult(run.stdout());
+    expect(result.sha256).to.equal(sha256(bytes));
+    expect(run.stderr()).to.match(/\[#+\] 100\.0%/).and.to.include('SHA-256 verified by the server');
+
+    const served = await fetch(result.url);
+    expect(served.status).to.equal(200);
+    expect(Buffer.from(await served.arrayBuffer()).equals(bytes)).to.equal(true);
+    expect(served.headers.get('repr-digest')).to.equal(`sha-256=:${Buffer.from(result.sha256, 'hex').toString('base64')}:`);
+    // A finished upload is forgotten, so the same command later makes a new upload.
+    expect(JSON.parse(await fs.readFile(state(), 'utf8'))).to.deep.equal({});
+  });
+
+  it('fails with exit code 1 and the server’s reason when it refuses the file (415)', async () => {
+    const file = path.join(dir, 'not-really.png');
+    await fs.writeFile(file, randomText(5000));
+    const run = runCli([file, '--endpoint', endpoint(), '--token', token, '--state', state()], { home: dir });
+    const { code } = await run.exited;
+    expect(code).to.equal(1);
+    expect(run.stdout()).to.equal('');
+    expect(run.stderr()).to.match(/not-really\.png: FAILED: the server does not accept this type of file.*HTTP 415: ".*image\/png/);
+  });
+
+  it('fails clearly on a bad token (401) and on an unreachable server', async () => {
+    const file = path.join(dir, 'small.txt');
+    await fs.writeFile(file, randomText(1000));
+    const refused = runCli([file, '--endpoint', endpoint(), '--token', 'not-a-jwt', '--state', state()], { home: dir });
+    expect((await refused.exited).code).to.equal(1);
+    expect(refused.stderr()).to.match(/refused the token.*HTTP 401/);
+
+    const closed = `http://127.0.0.1:${await freePort()}/files/`;
+    const unreachable = runCli([file, '--endpoint', closed, '--token', token, '--state', state(), '--retries', '0'], { home: dir });
+    expect((await unreachable.exited).code).to.equal(1);
+    expect(unreachable.stderr()).to.match(/could not reach .*ECONNREFUSED/);
+  });
+
+  it('resumes from the server’s offset after being killed mid-upload, and the result is the exact file', async () => {
+    const bytes = randomText(24 * 1024 * 1024);
+    const file = path.join(dir, 'big.txt');
+    await fs.writeFile(file, bytes);
+    const args = [file, '--endpoint', endpoint(), '--token', token, '--state', state(), '--chunk-size', '64k'];
+
+    const first = runCli(args, { home: dir });
+    const url = await waitFor(() => /created (http\S+)/.exec(first.stderr())?.[1], `the upload's creation\n${first.stderr()}`);
+    // Kill it for real (no chance to clean up) once the server has some of the bytes.
+    await waitFor(async () => {
+      const head = await fetch(url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` } });
+      return Number(head.headers.get('upload-offset')) > 0 || undefined;
+    }, 'the first bytes to arrive');
+    process.kill(first.pid, 'SIGKILL');
+    expect((await first.exited).signal).to.equal('SIGKILL');
+
+    const second = runCli(args, { home: dir });
+    const { code } = await second.exited;
+    expect(code, second.stderr()).to.equal(0);
+    const resumed = /resuming (\S+) from byte (\d+) of (\d+)/.exec(second.stderr());
+    expect(resumed, second.stderr()).to.not.equal(null);
+    expect(resumed![1]).to.equal(url);
+    expect(Number(resumed![2])).to.be.greaterThan(0).and.lessThan(bytes.length);
+    expect(second.stderr()).to.not.include('created');
+
+    const result = parseResult(second.stdout());
+    expect(result.url).to.equal(url);
+    expect(result.sha256).to.equal(sha256(bytes));
+    const served = Buffer.from(await (await fetch(url)).arrayBuffer());
+    expect(served.length).to.equal(bytes.length);
+    expect(served.equals(bytes)).to.equal(true);
+  });
+
+  it('on Ctrl-C (SIGINT) stops, says how to continue, exits 130, and the next run continues', async () => {
+    const bytes = randomText(16 * 1024 * 1024);
+    const file = path.join(dir, 'interrupted.txt');
+    await fs.writeFile(file, bytes);
+    const args = [file, '--endpoint', endpoint(), '--token', token, '--state', state(), '--chunk-size', '64k'];
+
+    const first = runCli(args, { home: dir });
+    await waitFor(() => (/\] +\d+\.\d% [1-9]/.test(first.stderr()) ? true : undefined), `progress\n${first.stderr()}`);
+    process.kill(first.pid, 'SIGINT');
+    expect((await first.exited).code).to.equal(130);
+    expect(first.stderr()).to.include('run the same command again');
+
+    const second = runCli(args, { home: dir });
+    expect((await second.exited).code, second.stderr()).to.equal(0);
+    expect(second.stderr()).to.match(/resuming \S+ from byte [1-9]\d* of/);
+    const served = Buffer.from(await (await fetch(parseResult(second.stdout()).url)).arrayBuffer());
+    expect(served.equals(bytes)).to.equal(true);
+  });
+});
+
+describe('command-line uploader in development mode', function () {
+  this.timeout(60_000);
+  let server: DevServer;
+  let dir: string;
+  before(async () => {
+    server = await startDevServer();
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tusgate-cli-'));
+  });
+  after(async () => {
+    await server?.close();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('takes its token from /demo/token when none is given, and keeps its state under $HOME by default', async () => {
+    const bytes = randomText(2000);
+    const file = path.join(dir, 'hello.txt');
+    await fs.writeFile(file, bytes);
+    const run = runCli([file, '--endpoint', `${server.url}/files/`], { home: dir });
+    expect((await run.exited).code, run.stderr()).to.equal(0);
+    expect(parseResult(run.stdout()).sha256).to.equal(sha256(bytes));
+    await fs.access(path.join(dir, '.tusgate', 'uploads.json'));
+  });
+});

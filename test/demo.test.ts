@@ -1,0 +1,343 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { expect } from 'chai';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { demoAssets } from '../client-demo/serve.js';
+import { startDevServer, type DevServer } from './helpers/dev-server.js';
+import { signToken, startServer, TEST_SECRET, type TestServer } from './helpers/server.js';
+import { freePort, REPO_ROOT, runServer, type RunningServer } from './helpers/spawn.js';
+import { mp4OfSize } from './samples.js';
+
+// The /demo/ page in Debian's Chromium, headless, driven by playwright-core: real uploads through
+// Uppy's Dashboard. There is no browser download on this machine or in CI, so a missing Chromium
+// fails these tests instead of skipping them (.ci/run installs it).
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// Without the networking flags Chromium keeps trying hosts this closed network refuses.
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+/** Screenshots for a person to look at (git-ignored). */
+const ARTIFACTS = path.join(REPO_ROOT, 'test', 'artifacts');
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+/** A real RGB PNG (a colour gradient), so the Dashboard can draw a thumbnail of it. */
+function gradientPng(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length);
+    head.write(type, 4, 'latin1');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(Buffer.concat([head.subarray(4), data])));
+    return Buffer.concat([head, data, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const rows = Buffer.alloc((width * 3 + 1) * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const at = y * (width * 3 + 1) + 1 + x * 3;
+      rows.set([(x * 255) / width, (y * 255) / height, 200], at);
+    }
+  }
+  return Buffer.concat([
+    Buffer.from('89504e470d0a1a0a', 'hex'),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(rows)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** UTF-8 text of exactly `size` bytes, different every time. */
+function randomText(size: number): Buffer {
+  return Buffer.from(randomBytes(size).toString('base64').replace(/(.{76})/g, '$1\n'), 'utf8').subarray(0, size);
+}
+
+interface DemoPage {
+  page: Page;
+  context: BrowserContext;
+  /** Console errors, uncaught exceptions and Content-Security-Policy violations seen so far. */
+  problems: string[];
+  /** Method and URL of every request to the tus endpoint. */
+  tusRequests: string[];
+}
+
+describe('demo page (/demo/) in headless Chromium', function () {
+  this.timeout(120_000);
+  let browser: Browser;
+  let dir: string;
+
+  before(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(
+        `Chromium was not found at ${CHROMIUM}. The browser tests need Debian's chromium package ` +
+          '(apt-get install -y chromium; .ci/run installs it); they fail rather than skip without it.',
+      );
+    }
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tusgate-demo-'));
+    await fs.mkdir(ARTIFACTS, { recursive: true });
+  });
+  after(async () => {
+    await browser?.close();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  async function openDemo(base: string): Promise<DemoPage> {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    const tusRequests: string[] = [];
+    page.on('console', (message) => {
+      // A refused upload is logged by the browser as a failed resource load; the tests check those on the page.
+      if (message.type() === 'error' && !/status of (4\d\d)/.test(message.text())) problems.push(`console: ${message.text()}`);
+    });
+    page.on('pageerror', (error) => problems.push(`uncaught: ${error.message}`));
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname.startsWith('/files')) tusRequests.push(`${request.method()} ${request.url()}`);
+    });
+    await page.exposeFunction('reportCspViolation', (text: string) => problems.push(`CSP: ${text}`));
+    await page.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', (event) => {
+        (window as unknown as { reportCspViolation(text: string): void }).reportCspViolation(`${event.violatedDirective} ${event.blockedURI}`);
+      });
+    });
+    page.on('response', (response) => {
+      if (response.status() >= 500) problems.push(`HTTP ${response.status()} ${response.url()}`);
+    });
+    await page.goto(`${base}/demo/`);
+    try {
+      await page.waitForSelector('.uppy-Dashboard-input', { state: 'attached', timeout: 30_000 });
+    } catch (error) {
+      const shown = await page.textContent('#problem').catch(() => null);
+      throw new Error(`the Dashboard did not appear (page says: ${shown ?? '-'}; problems: ${problems.join(' | ') || '-'}): ${(error as Error).message}`);
+    }
+    return { page, context, problems, tusRequests };
+  }
+
+  async function addFiles(page: Page, ...files: string[]): Promise<void> {
+    // The Dashboard's first hidden input is its file picker ("browse files").
+    await page.setInputFiles('.uppy-Dashboard-input >> nth=0', files);
+  }
+
+  async function startUpload(page: Page): Promise<void> {
+    await page.click('.uppy-StatusBar-actionBtn--upload');
+  }
+
+  /** Waits until the upload itself (not the hashing before it) has reached `percent`. */
+  async function uploadedPercent(page: Page, percent: number): Promise<void> {
+    await page.waitForFunction((atLeast) => {
+      const uploading = document.querySelector('.uppy-StatusBar-content[title="Uploading"]');
+      return uploading && Number(document.querySelector('.uppy-StatusBar-progress')?.getAttribute('aria-valuenow')) >= atLeast;
+    }, percent);
+  }
+
+  async function progress(page: Page): Promise<number> {
+    return Number(await page.getAttribute('.uppy-StatusBar-progress', 'aria-valuenow'));
+  }
+
+  async function write(name: string, bytes: Buffer): Promise<string> {
+    const file = path.join(dir, name);
+    await fs.writeFile(file, bytes);
+    return file;
+  }
+
+  /** Limits the page's upload bandwidth, so that an upload lasts long enough to interrupt. */
+  async function throttle(page: Page, bytesPerSecond: number): Promise<void> {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: bytesPerSecond });
+  }
+
+  async function resultFor(page: Page, name: string) {
+    const item = page.locator(`#results li[data-file="${name}"]`);
+    await item.waitFor({ timeout: 60_000 });
+    const failed = (await item.getAttribute('class'))!.includes('failed');
+    return {
+      className: await item.getAttribute('class'),
+      link: failed ? null : await item.locator('.result-link').getAttribute('href'),
+      sha256: failed ? null : await item.locator('.result-sha256').textContent(),
+      text: await item.innerText(),
+    };
+  }
+
+  describe('in development mode', () => {
+    let server: DevServer;
+    before(async () => {
+      server = await startDevServer({ MAX_FILE_SIZE: 3_000_000 });
+      // Build the page now, so that a bundling error is reported as such (and not as a slow page).
+      await demoAssets();
+    });
+    after(async () => server?.close());
+
+    it('uploads files picked in the Dashboard and shows each link and the SHA-256 the server verified', async () => {
+      const png = gradientPng(480, 320);
+      const mp4 = mp4OfSize(900_000);
+      const files = [await write('gradient.png', png), await write('clip.mp4', mp4)];
+      const { page, context, problems } = await openDemo(server.url);
+
+      expect(await page.textContent('#mode')).to.equal('development mode');
+      expect(await page.isHidden('#auth')).to.equal(true);
+      // The server's limits, fetched from it.
+      expect(await page.textContent('#limits')).to.include('up to 2.9 MB per file').and.include('image (jpeg, png, gif, webp)');
+
+      await addFiles(page, ...files);
+      await startUpload(page);
+      for (const [name, bytes] of [['gradient.png', png], ['clip.mp4', mp4]] as const) {
+        const result = await resultFor(page, name);
+        expect(result.className, result.text).to.include('ok');
+        expect(result.sha256).to.equal(sha256(bytes));
+        expect(result.text).to.include('verified');
+        expect(result.link).to.match(new RegExp(`^${server.url}/files/[0-9a-f]+$`));
+        const served = await fetch(result.link!);
+        expect(served.status).to.equal(200);
+        expect(Buffer.from(await served.arrayBuffer()).equals(bytes), `bytes of ${name}`).to.equal(true);
+      }
+      await page.waitForSelector('.uppy-StatusBar.is-complete');
+      await page.screenshot({ path: path.join(ARTIFACTS, 'demo.png'), fullPage: true });
+      expect(problems).to.deep.equal([]);
+      await context.close();
+    });
+
+    it('shows why a file is refused: too large before upload, wrong content in the server’s words', async () => {
+      const { page, context, problems } = await openDemo(server.url);
+      // Over MAX_FILE_SIZE: refused by the page itself, with the limit the server reported.
+      await addFiles(page, await write('huge.txt', randomText(3_100_000)));
+      await page.waitForSelector('#problem:not([hidden])');
+      expect(await page.textContent('#problem')).to.match(/exceeds maximum allowed size of 2\.9 MB/);
+
+      // A text file named .png: the browser declares image/png, the server checks the bytes (415).
+      await addFiles(page, await write('fake.png', randomText(4000)));
+      await startUpload(page);
+      const result = await resultFor(page, 'fake.png');
+      expect(result.className).to.include('failed');
+      expect(result.text).to.include('does not accept this kind of file').and.match(/The server said: “Unsupported Media Type: .*image\/png/);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'demo-refused.png'), fullPage: true });
+      // Uppy logs the refusal it shows; anything else would be a fault of the page.
+      expect(problems.filter((p) => !p.startsWith('console: [Uppy]'))).to.deep.equal([]);
+      await context.close();
+    });
+
+    it('pauses and resumes an upload without starting it again', async () => {
+      const bytes = randomText(2_000_000);
+      const { page, context, problems, tusRequests } = await openDemo(server.url);
+      await throttle(page, 400_000);
+      await addFiles(page, await write('paused.txt', bytes));
+      await startUpload(page);
+      await uploadedPercent(page, 15);
+      await page.click('button[data-cy="togglePauseResume"]');
+      await page.waitForSelector('.uppy-StatusBar-content[title="Paused"]');
+      // The aborted request's last progress event may still arrive; after that nothing moves.
+      await page.waitForTimeout(500);
+      const paused = await progress(page);
+      await page.waitForTimeout(1500);
+      expect(await progress(page)).to.equal(paused);
+      await page.click('button[data-cy="togglePauseResume"]');
+
+      const result = await resultFor(page, 'paused.txt');
+      expect(result.sha256).to.equal(sha256(bytes));
+      expect(Buffer.from(await (await fetch(result.link!)).arrayBuffer()).equals(bytes)).to.equal(true);
+      // One upload, continued: a single creation, then a HEAD for the offset after the pause.
+      expect(tusRequests.filter((r) => r.startsWith('POST'))).to.have.length(1);
+      expect(tusRequests.some((r) => r.startsWith('HEAD'))).to.equal(true);
+      expect(problems).to.deep.equal([]);
+      await context.close();
+    });
+  });
+
+  describe('with a configured key (a token is pasted)', () => {
+    let dataDir: string;
+    let port: number;
+    let server: RunningServer | undefined;
+    const start = async () => {
+      server = runServer({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'warn' });
+      await server.waitForStdout(/tusgate listening/);
+    };
+    before(async () => {
+      dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tusgate-demo-data-'));
+      port = await freePort();
+      await start();
+    });
+    after(async () => {
+      await server?.stop('SIGKILL').catch(() => undefined);
+      await fs.rm(dataDir, { recursive: true, force: true });
+    });
+
+    it('asks for a token, and an upload cut off by a server crash continues when the server is back', async () => {
+      const base = `http://127.0.0.1:${port}`;
+      const bytes = randomText(3_000_000);
+      const { page, context, problems, tusRequests } = await openDemo(base);
+      expect(await page.textContent('#mode')).to.equal('token required');
+      await page.fill('#token', await signToken('browser-user'));
+      await page.click('#auth button');
+
+      await throttle(page, 400_000);
+      await addFiles(page, await write('crash.txt', bytes));
+      await startUpload(page);
+      await uploadedPercent(page, 20);
+      await server!.stop('SIGKILL');
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await start();
+
+      const result = await resultFor(page, 'crash.txt');
+      expect(result.className, result.text).to.include('ok');
+      expect(result.sha256).to.equal(sha256(bytes));
+      expect(Buffer.from(await (await fetch(result.link!)).arrayBuffer()).equals(bytes)).to.equal(true);
+      // The same upload went on from the stored offset: created once, asked for its offset after the crash.
+      expect(tusRequests.filter((r) => r.startsWith('POST'))).to.have.length(1);
+      expect(tusRequests.some((r) => r.startsWith('HEAD'))).to.equal(true);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'demo-resumed.png'), fullPage: true });
+      // The dropped connection is the only error the browser may report.
+      expect(problems.filter((p) => !p.includes('net::ERR_'))).to.deep.equal([]);
+      await context.close();
+    });
+  });
+});
+
+describe('demo page (/demo/): how tusgate serves it', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ MAX_FILE_SIZE: 12_345_678, ALLOWED_MIME_TYPES: ['video/*', 'image/png'] });
+  });
+  after(async () => server?.close());
+
+  it('serves the page, its bundle and its worker with a same-origin Content-Security-Policy', async () => {
+    for (const [asset, type] of [['', 'text/html'], ['app.js', 'text/javascript'], ['app.css', 'text/css'], ['hash-worker.js', 'text/javascript']]) {
+      const response = await fetch(`${server.url}/demo/${asset}`);
+      expect(response.status, asset).to.equal(200);
+      expect(response.headers.get('content-type')).to.include(type);
+      const csp = response.headers.get('content-security-policy')!;
+      expect(csp).to.include("default-src 'self'").and.include("script-src 'self' 'wasm-unsafe-eval'").and.include("frame-ancestors 'none'");
+      expect(csp).to.not.match(/https?:|'unsafe-inline'|'unsafe-eval'/);
+    }
+    const moved = await fetch(`${server.url}/demo`, { redirect: 'manual' });
+    expect(moved.status).to.equal(301);
+    expect(moved.headers.get('location')).to.equal('/demo/');
+    expect((await fetch(`${server.url}/demo/nothing.js`)).status).to.equal(404);
+  });
+
+  it('tells the page the server’s own limits, and that a token must be pasted when a key is configured', async () => {
+    const response = await fetch(`${server.url}/demo/config`);
+    expect(await response.json()).to.deep.equal({
+      endpoint: '/files/',
+      maxFileSize: 12_345_678,
+      allowedTypes: ['video/*', 'image/png'],
+      devMode: false,
+    });
+    expect((await fetch(`${server.url}/demo/token`)).status).to.equal(404);
+  });
+});
