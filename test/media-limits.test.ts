@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { request, tus } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { legacyClient } from './legacy-client.js';
-import { MP4, pngOfSize, wavOfDuration } from './samples.js';
+import { MP4, mp4WithMoovAtEnd, pngOfSize, wavOfDuration } from './samples.js';
 
 describe('media limits at completion', () => {
   let server: TestServer;
@@ -42,6 +42,15 @@ describe('media limits at completion', () => {
     }
     const metrics = (await request(`${server.url}/metrics`)).text;
     expect(metrics).to.match(/tusgate_uploads_failed_total\{reason="media"\} 3/);
+  });
+
+  it('reads the duration of a video-only MP4 whose moov box comes after its media data', async () => {
+    const short = await upload(mp4WithMoovAtEnd(1.5), 'video/mp4');
+    expect(short.res.status, short.res.text).to.equal(204);
+    expect(JSON.parse((await request(`${short.location}/info`)).text).media).to.include({ duration: 1.5 });
+    const long = await upload(mp4WithMoovAtEnd(12.5), 'video/mp4');
+    expect(long.res.status).to.equal(422);
+    expect(long.res.text).to.match(/12.5 s, longer than the limit of 2 s/);
   });
 
   it('refuses a file declared as video/mp4 that does not parse as one', async () => {

@@ -56,3 +56,28 @@ export function wavOfDuration(seconds: number): Buffer {
   header.writeUInt32LE(samples, 40);
   return Buffer.concat([header, Buffer.alloc(samples, 128)]);
 }
+
+function box(type: string, ...payload: Buffer[]): Buffer {
+  const body = Buffer.concat(payload);
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(8 + body.length);
+  head.write(type, 4, 'latin1');
+  return Buffer.concat([head, body]);
+}
+
+/**
+ * A video-only MP4 lasting `seconds`, with its `moov` box after the media data (as cameras and
+ * many encoders write it): `ftyp`, `mdat`, then `moov` holding the movie header (`mvhd`).
+ */
+export function mp4WithMoovAtEnd(seconds: number, mediaBytes = 64 * 1024): Buffer {
+  const mvhd = Buffer.alloc(100);
+  mvhd.writeUInt32BE(1000, 12); // timescale: milliseconds
+  mvhd.writeUInt32BE(Math.round(seconds * 1000), 16);
+  mvhd.writeUInt32BE(0x00010000, 20); // rate 1.0
+  mvhd.writeUInt16BE(0x0100, 24); // volume 1.0
+  mvhd.writeUInt32BE(0x00010000, 36); // identity matrix
+  mvhd.writeUInt32BE(0x00010000, 52);
+  mvhd.writeUInt32BE(0x40000000, 68);
+  mvhd.writeUInt32BE(2, 96); // next track id
+  return Buffer.concat([MP4.subarray(0, 32), box('mdat', randomBytes(mediaBytes)), box('moov', box('mvhd', mvhd))]);
+}

@@ -3,6 +3,7 @@ import { parseFromTokenizer } from 'music-metadata';
 import { fromFile } from 'strtok3';
 import type { Readable } from 'node:stream';
 import { baseType } from './content-type.js';
+import { mp4MovieDuration } from './mp4-duration.js';
 
 export interface MediaLimits {
   maxDurationSeconds?: number;
@@ -77,7 +78,11 @@ async function probeTimed(type: string, source: MediaSource, limits: MediaLimits
     await tokenizer.close();
   }
   const facts: MediaFacts = {};
-  if (format.duration !== undefined && Number.isFinite(format.duration)) facts.duration = Math.round(format.duration * 1000) / 1000;
+  let duration = format.duration;
+  if (duration === undefined && (extension === '.mp4' || extension === '.mov' || extension === '.m4a')) {
+    duration = await mp4MovieDuration(source.size, source.readRange);
+  }
+  if (duration !== undefined && Number.isFinite(duration)) facts.duration = Math.round(duration * 1000) / 1000;
   if (format.codec) facts.codec = format.codec;
   if (format.container) facts.container = format.container;
   if (format.sampleRate) facts.sampleRate = format.sampleRate;
