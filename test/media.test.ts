@@ -2,15 +2,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { probeMedia, type MediaLimits } from '../server/uploads/media.js';
-import { JPEG, MP4, pngOfSize, TEXT, wavOfDuration } from './samples.js';
+import { MEDIA_HEAD_BYTES, probeMedia, type MediaLimits } from '../server/uploads/media.js';
+import { JPEG, MP4, mp4WithMoovAtEnd, pngOfSize, TEXT, wavOfDuration } from './samples.js';
 
-function source(data: Buffer) {
+/** A file on disk; `headBytes` below its size makes the probe read the rest from disk. */
+function source(data: Buffer, headBytes = MEDIA_HEAD_BYTES) {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tusgate-media-')), 'f');
   fs.writeFileSync(file, data);
   return {
     path: file,
     size: data.length,
+    head: data.subarray(0, headBytes),
     readRange: (start: number, end: number) => fs.createReadStream(file, { start, end: end - 1 }),
   };
 }
@@ -40,6 +42,13 @@ describe('media probing', () => {
     expect(await probeMedia('audio/wav', source(Buffer.concat([Buffer.from('RIFF'), TEXT])), none)).to.include({ ok: false, status: 415 });
     expect(await probeMedia('video/mp4', source(MP4), none)).to.have.property('ok', true);
     expect(await probeMedia('video/mp4', source(MP4), { ...none, maxDurationSeconds: 60 })).to.include({ ok: false, status: 422 });
+  });
+
+  it('reads durations from disk by random access when the file is larger than the head it was given', async () => {
+    const wav = await probeMedia('audio/wav', source(wavOfDuration(3), 1024), none);
+    expect((wav as unknown as { facts: { duration: number } }).facts.duration).to.equal(3);
+    const mp4 = await probeMedia('video/mp4', source(mp4WithMoovAtEnd(7.25, 200_000), 1024), none);
+    expect((mp4 as unknown as { facts: { duration: number } }).facts.duration).to.equal(7.25);
   });
 
   it('passes other types with no facts', async () => {

@@ -1,7 +1,7 @@
 import { imageSize } from 'image-size';
 import { parseFromTokenizer } from 'music-metadata';
-import { fromFile } from 'strtok3';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { fromBuffer, fromFile } from 'strtok3';
 import { baseType } from './content-type.js';
 import { mp4MovieDuration } from './mp4-duration.js';
 
@@ -15,29 +15,27 @@ export type MediaFacts = Record<string, number | string>;
 
 export type MediaVerdict = { ok: true; facts: MediaFacts } | { ok: false; status: number; message: string };
 
-/** image-size reads dimensions from the header; half a megabyte covers JPEGs with large EXIF blocks. */
-const IMAGE_HEAD_BYTES = 512 * 1024;
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
+/**
+ * How much of a file's start the caller hands over: image-size reads dimensions from the header,
+ * and half a megabyte covers JPEGs with large EXIF blocks; smaller files come whole.
+ */
+export const MEDIA_HEAD_BYTES = 512 * 1024;
 
 export interface MediaSource {
   /** Path of the complete file, for parsers that read only the parts they need (random access). */
   path: string;
   size: number;
+  /** The first min(size, MEDIA_HEAD_BYTES) bytes. */
+  head: Buffer;
   readRange(start: number, end: number): Readable;
 }
 
 const refuse = (status: number, message: string): MediaVerdict => ({ ok: false, status, message });
 
 async function probeImage(source: MediaSource, limits: MediaLimits): Promise<MediaVerdict> {
-  const head = await readAll(source.readRange(0, Math.min(source.size, IMAGE_HEAD_BYTES)));
   let dimensions: { width?: number; height?: number };
   try {
-    dimensions = imageSize(head);
+    dimensions = imageSize(source.head);
   } catch {
     return refuse(415, 'Unsupported Media Type: the image dimensions cannot be read');
   }
@@ -67,7 +65,8 @@ async function probeTimed(type: string, source: MediaSource, limits: MediaLimits
     return limited ? refuse(422, `Unprocessable Content: the duration of ${type} files cannot be read, and duration limits apply`) : { ok: true, facts: {} };
   }
   let format;
-  const tokenizer = await fromFile(source.path);
+  const whole = source.head.length >= source.size;
+  const tokenizer = whole ? fromBuffer(source.head) : await fromFile(source.path);
   try {
     tokenizer.fileInfo.path = `upload${extension}`;
     // The tokenizer reads by random access: headers, and a moov atom wherever it is, never the whole file.
@@ -80,7 +79,7 @@ async function probeTimed(type: string, source: MediaSource, limits: MediaLimits
   const facts: MediaFacts = {};
   let duration = format.duration;
   if (duration === undefined && (extension === '.mp4' || extension === '.mov' || extension === '.m4a')) {
-    duration = await mp4MovieDuration(source.size, source.readRange);
+    duration = await mp4MovieDuration(source.size, whole ? (start, end) => Readable.from([source.head.subarray(start, end)]) : source.readRange);
   }
   if (duration !== undefined && Number.isFinite(duration)) facts.duration = Math.round(duration * 1000) / 1000;
   if (format.codec) facts.codec = format.codec;
