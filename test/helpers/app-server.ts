@@ -1,15 +1,21 @@
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { createApp, type Tusgate } from '../../server/app.js';
 import { createTokenVerifier, type TokenVerifier } from '../../server/auth/verifier.js';
 import { loadConfig, type Config } from '../../server/config.js';
-import { makeDataDir } from './server.js';
+
+export async function makeDataDir(): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), 'tusgate-test-'));
+}
 
 /**
- * Like startServer (helpers/server.ts), but nothing is assumed about the key: the config is exactly
- * tus.config.ts's defaults plus `config`, and the caller may pass its own logger and verifier.
+ * tusgate in this process on 127.0.0.1:<random port>. Nothing is assumed about the key: the config
+ * is tus.config.ts's defaults plus `config`, and the caller may pass its own logger and verifier.
+ * (helpers/server.ts and helpers/dev-server.ts build on this with the tests' own secret.)
  */
 export interface AppServerOptions {
   config?: Partial<Config>;
@@ -45,6 +51,7 @@ export async function startApp(options: AppServerOptions = {}): Promise<AppServe
     tusgate,
     dataDir,
     async close() {
+      tusgate.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       if (ownDir) await fs.rm(dataDir, { recursive: true, force: true });
