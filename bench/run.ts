@@ -5,6 +5,8 @@
 //   npm run bench              full run (a few minutes)
 //   npm run bench -- --quick   small sizes, for a smoke check
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,8 +21,26 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const SECRET = `bench-${Date.now()}-secret-not-for-production`;
 
-type ServerName = 'tusgate' | 'bare' | 'ceiling';
+/** `hooks` is tusgate with event hooks on, delivering to a receiver that takes 200 ms to answer. */
+type ServerName = 'tusgate' | 'hooks' | 'bare' | 'ceiling';
 const SERVERS: ServerName[] = ['tusgate', 'bare', 'ceiling'];
+const HOOK_RECEIVER_DELAY_MS = 200;
+let hookReceiverUrl = '';
+let hookDeliveries = 0;
+
+/** A hook receiver in this process that acknowledges each event after HOOK_RECEIVER_DELAY_MS. */
+async function startHookReceiver(): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      hookDeliveries++;
+      setTimeout(() => res.writeHead(204).end(), HOOK_RECEIVER_DELAY_MS);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  hookReceiverUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  return server;
+}
 const ONLY = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 
 interface Running {
@@ -32,7 +52,8 @@ interface Running {
 
 async function startServer(name: ServerName, port: number): Promise<Running> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `tusgate-bench-${name}-`));
-  const script = { tusgate: 'server/main.ts', bare: 'bench/servers/bare-tus.ts', ceiling: 'bench/servers/pipe-to-disk.ts' }[name];
+  const script = { tusgate: 'server/main.ts', hooks: 'server/main.ts', bare: 'bench/servers/bare-tus.ts', ceiling: 'bench/servers/pipe-to-disk.ts' }[name];
+  const hooks = name === 'hooks' ? { HOOKS_URL: hookReceiverUrl, HOOKS_SECRET: SECRET } : {};
   const child = spawn(process.execPath, ['--import', 'tsx', script], {
     cwd: ROOT,
     env: {
@@ -46,6 +67,7 @@ async function startServer(name: ServerName, port: number): Promise<Running> {
       MAX_CHUNK_SIZE: String(16 * MiB),
       MAX_ACTIVE_UPLOADS_PER_USER: '100000',
       UPLOADS_PER_HOUR_PER_USER: '1000000',
+      ...hooks,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -92,6 +114,8 @@ interface Measurement {
 
 interface Scenario {
   name: string;
+  /** The servers to compare (default: tusgate, bare, ceiling). */
+  servers?: ServerName[];
   run(target: Target, server: ServerName): Promise<Omit<Measurement, 'peakRssMiB'>>;
 }
 
@@ -180,17 +204,39 @@ const SCENARIOS: Scenario[] = [
   },
   legacyScenario(1 * MiB),
   legacyScenario(10 * MiB),
+  {
+    name: `hooks on: 16 × ${QUICK ? 8 : 64} MiB concurrent`,
+    servers: ['tusgate', 'hooks'],
+    async run(target) {
+      const size = (QUICK ? 8 : 64) * MiB;
+      const started = performance.now();
+      await pool(16, 16, () => upload(target, size));
+      return { mbPerSecond: throughput(16 * size, performance.now() - started) };
+    },
+  },
+  {
+    name: `hooks on: ${QUICK ? 300 : 2000} × 10 KiB, concurrency 32`,
+    servers: ['tusgate', 'hooks'],
+    async run(target) {
+      const count = QUICK ? 300 : 2000;
+      const started = performance.now();
+      await pool(count, 32, () => upload(target, 10 * 1024));
+      return { uploadsPerSecond: count / ((performance.now() - started) / 1000) };
+    },
+  },
 ];
 
 async function main() {
+  const receiver = await startHookReceiver();
   const results = new Map<string, Map<ServerName, Measurement[]>>();
   let port = 19_100 + Math.floor(Math.random() * 500);
   for (const scenario of SCENARIOS.filter((s) => !ONLY || s.name.includes(ONLY))) {
-    const byServer = new Map<ServerName, Measurement[]>(SERVERS.map((s) => [s, []]));
+    const servers = scenario.servers ?? SERVERS;
+    const byServer = new Map<ServerName, Measurement[]>(servers.map((s) => [s, []]));
     results.set(scenario.name, byServer);
     for (let round = 0; round < ROUNDS; round++) {
       // Alternate the order each round so drift in the machine's load spreads over all servers.
-      const order = round % 2 === 0 ? SERVERS : [...SERVERS].reverse();
+      const order = round % 2 === 0 ? servers : [...servers].reverse();
       for (const name of order) {
         const server = await startServer(name, port++);
         try {
@@ -203,7 +249,10 @@ async function main() {
       }
     }
   }
-  await fs.writeFile(path.join(ROOT, 'bench', QUICK ? 'results-quick.md' : 'results.md'), report(results));
+  receiver.close();
+  process.stdout.write(`hook deliveries received: ${hookDeliveries}\n`);
+  const out = ONLY ? `results-${ONLY.replace(/[^a-z0-9]+/gi, '-')}.md` : QUICK ? 'results-quick.md' : 'results.md';
+  await fs.writeFile(path.join(ROOT, 'bench', out), report(results));
   process.stdout.write(report(results));
 }
 
@@ -225,9 +274,11 @@ function report(results: Map<string, Map<ServerName, Measurement[]>>): string {
   ];
   for (const [scenario, byServer] of results) {
     const rate = (name: ServerName) => med(byServer.get(name)!, 'mbPerSecond') ?? med(byServer.get(name)!, 'uploadsPerSecond');
-    for (const name of SERVERS) {
-      const list = byServer.get(name)!;
-      const ratio = (other: ServerName) => (name === 'tusgate' ? fmt(rate('tusgate')! / rate(other)!, 2) : '');
+    for (const [name, list] of byServer) {
+      const ratio = (other: ServerName) => {
+        if (name === 'hooks' && other === 'bare') return `hooks/tusgate ${fmt(rate('hooks')! / rate('tusgate')!, 2)}`;
+        return name === 'tusgate' && byServer.has(other) ? fmt(rate('tusgate')! / rate(other)!, 2) : '';
+      };
       lines.push(
         `| ${scenario} | ${name} | ${fmt(med(list, 'mbPerSecond'))} | ${fmt(med(list, 'uploadsPerSecond'))} | ${fmt(med(list, 'p50'))} | ${fmt(med(list, 'p99'))} | ${fmt(med(list, 'finalPatchMs'))} | ${fmt(med(list, 'peakRssMiB'), 0)} | ${ratio('bare')} | ${ratio('ceiling')} |`,
       );

@@ -129,17 +129,17 @@ export class HookDelivery {
       status = 0;
     }
     if (status >= 200 && status < 300) {
-      this.outbox.acknowledge(event.id);
+      await this.outbox.acknowledge(event.id);
       return;
     }
     const age = Date.now() - Date.parse(event.time);
     if (age > this.options.maxAgeMs) {
-      this.outbox.acknowledge(event.id);
+      await this.outbox.acknowledge(event.id);
       this.options.logger.warn({ eventId: event.id, type: event.type, attempts: entry.attempts + 1 }, 'hook event dropped: too old');
       this.options.onDropped?.(event.type);
       return;
     }
     const backoff = Math.min(MAX_DELAY_MS, this.options.retryBaseMs * 2 ** entry.attempts);
-    this.outbox.reschedule(entry, Date.now() + backoff * (0.5 + Math.random()));
+    await this.outbox.reschedule(entry, Date.now() + backoff * (0.5 + Math.random()));
   }
 }
