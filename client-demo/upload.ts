@@ -6,6 +6,10 @@
 // changed on the way; at the end the server's Repr-Digest must equal it. Interrupted uploads (Ctrl-C,
 // kill, a dropped connection) are remembered in a URL store and continue from the server's offset
 // when the same command runs again. Exit code 0 only when every file was uploaded and verified.
+//
+// With --legacy it speaks the 2Truths-1Lie `/api/v1` chunked-upload API instead (initiate, one
+// multipart POST per chunk with its SHA-256, complete with the file's SHA-256); the session of an
+// unfinished file is remembered next to the URL store and only its missing chunks are sent again.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,6 +26,8 @@ options:
   --chunk-size N     bytes per PATCH request, e.g. 5M (default: the whole rest of the file in one)
   --type MIME        the files' type (default: guessed from each file's extension)
   --retries N        retries after a failed request, with growing pauses up to 20 s (default: 6)
+  --legacy           use the legacy /api/v1 chunked-upload API instead of tus (--endpoint may then
+                     be the server's root URL; --chunk-size defaults to 1M, the API's default)
   -h, --help         this text
 `;
 
@@ -292,6 +298,278 @@ async function uploadFile(file: string, settings: UploadSettings, current: { upl
   return { url, sha256 };
 }
 
+// ---------------------------------------------------------------------------------------------
+// --legacy: the 2Truths-1Lie `/api/v1` chunked-upload API (initiate → chunks → complete).
+
+/** A refusal by the legacy API: its status and `detail` in words. */
+class LegacyHttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: string,
+    readonly retryAfter: string | null,
+  ) {
+    super(`HTTP ${status}${detail ? `: "${detail}"` : ''}`);
+  }
+}
+
+/** A request that could not be made at all (refused connection, reset, DNS…). */
+class LegacyNetworkError extends Error {}
+
+/** `{"detail": "..."}` or FastAPI's 422 list, as one line of text. */
+function legacyDetail(text: string): string {
+  try {
+    const detail = (JSON.parse(text) as { detail?: unknown }).detail;
+    if (typeof detail === 'string') return detail;
+    if (Array.isArray(detail)) {
+      return detail.map((item: { loc?: unknown[]; msg?: string }) => `${(item.loc ?? []).join('.')}: ${item.msg ?? '?'}`).join('; ');
+    }
+  } catch {
+    // not JSON: the text itself
+  }
+  return text.trim().slice(0, 500);
+}
+
+function explainLegacy(error: LegacyHttpError): string {
+  switch (error.status) {
+    case 401:
+    case 403:
+      return `the server refused the token; pass a valid one with --token or TUSGATE_TOKEN (${error.message})`;
+    case 404:
+      return `the server does not know this upload or path; is --endpoint a tusgate with the legacy API? (${error.message})`;
+    case 410:
+      return `the upload session expired on the server (${error.message})`;
+    case 413:
+      return `the file is larger than the server accepts (${error.message})`;
+    case 415:
+      return `the server does not accept this type of file, or its content is not what the type says (${error.message})`;
+    case 429:
+      return `too many uploads${error.retryAfter ? `, try again in ${error.retryAfter} s` : ''} (${error.message})`;
+    default:
+      return `the server refused the upload (${error.message})`;
+  }
+}
+
+interface LegacySession {
+  session_id: string;
+  chunk_size: number;
+  total_chunks: number;
+  sha256: string;
+  created: string;
+}
+
+/**
+ * The sessions of unfinished legacy uploads, one JSON file next to tus mode's URL store, keyed by the
+ * file's path, size and mtime and the server. Writes go one at a time and replace the file atomically,
+ * so a kill at any moment leaves either the old or the new map.
+ */
+class LegacySessionStore {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly file: string) {}
+
+  static key(file: string, stat: fs.Stats, base: string): string {
+    return `legacy::${path.resolve(file)}::${stat.size}::${Math.trunc(stat.mtimeMs)}::${base}`;
+  }
+
+  private async read(): Promise<Record<string, LegacySession>> {
+    try {
+      return JSON.parse(await fs.promises.readFile(this.file, 'utf8')) as Record<string, LegacySession>;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw new Error(`cannot read ${this.file}: ${(error as Error).message}`);
+    }
+  }
+
+  private change(edit: (map: Record<string, LegacySession>) => void): Promise<void> {
+    const result = this.queue.then(async () => {
+      const map = await this.read();
+      edit(map);
+      const temporary = `${this.file}.${process.pid}.tmp`;
+      await fs.promises.writeFile(temporary, `${JSON.stringify(map, null, 2)}\n`);
+      await fs.promises.rename(temporary, this.file);
+    });
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async get(key: string): Promise<LegacySession | undefined> {
+    await this.queue;
+    return (await this.read())[key];
+  }
+
+  set(key: string, session: LegacySession): Promise<void> {
+    return this.change((map) => void (map[key] = session));
+  }
+
+  remove(key: string): Promise<void> {
+    return this.change((map) => void delete map[key]);
+  }
+
+  settled(): Promise<unknown> {
+    return this.queue;
+  }
+}
+
+interface LegacySettings {
+  /** The server's root: the API's paths are resolved against it. */
+  base: string;
+  token: string;
+  sessions: LegacySessionStore;
+  chunkSize: number;
+  retryDelays: number[];
+  type?: string;
+  /** Aborts the request in flight (Ctrl-C). */
+  signal: AbortSignal;
+}
+
+/**
+ * One request to the legacy API, retried with the backoff schedule after a network error, a 5xx or a
+ * 429 (after Retry-After when the server sends one); other non-200 answers are final.
+ */
+async function legacyRequest(
+  settings: LegacySettings,
+  method: string,
+  url: string,
+  body?: () => BodyInit | object,
+  log?: (message: string) => void,
+): Promise<{ json: any; headers: Headers }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  for (let attempt = 0; ; attempt++) {
+    let failure: Error;
+    try {
+      const payload = body?.();
+      const isJson = payload !== undefined && !(payload instanceof FormData);
+      const response = await fetch(url, {
+        method,
+        headers: { Authorization: `Bearer ${settings.token}`, ...(isJson ? { 'Content-Type': 'application/json' } : {}) },
+        body: isJson ? JSON.stringify(payload) : (payload as BodyInit | undefined),
+        signal: settings.signal,
+      });
+      const text = await response.text();
+      if (response.ok) return { json: text ? JSON.parse(text) : undefined, headers: response.headers };
+      failure = new LegacyHttpError(response.status, legacyDetail(text), response.headers.get('Retry-After'));
+      if (response.status < 500 && response.status !== 429) throw failure;
+    } catch (error) {
+      if (error instanceof LegacyHttpError || settings.signal.aborted) throw error;
+      const cause = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+      failure = new LegacyNetworkError(`could not reach ${new URL(url).origin}: ${cause}`);
+    }
+    if (attempt >= settings.retryDelays.length) throw failure;
+    const retryAfter = failure instanceof LegacyHttpError && failure.retryAfter ? Number(failure.retryAfter) * 1000 : NaN;
+    const delay = Number.isFinite(retryAfter) ? Math.min(retryAfter, 60_000) : settings.retryDelays[attempt]!;
+    log?.(`${method} ${new URL(url).pathname} failed (${failure.message}); retrying in ${delay / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
+
+/** SHA-256 of bytes [start, end) of the file, read from disk. */
+async function sha256OfRange(file: string, start: number, end: number): Promise<string> {
+  const hash = createHash('sha256');
+  if (end > start) for await (const chunk of fs.createReadStream(file, { start, end: end - 1 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Uploads one file through the legacy API, continuing its remembered session when there is one. */
+async function uploadFileLegacy(file: string, settings: LegacySettings): Promise<{ url: string; sha256: string }> {
+  const stat = await fs.promises.stat(file);
+  if (!stat.isFile()) throw new Error('not a regular file');
+  const name = path.basename(file);
+  const api = (route: string) => new URL(`/api/v1/upload/${route}`, settings.base).href;
+  process.stderr.write(`${name}: computing SHA-256 of ${bytes(stat.size)}…\n`);
+  const sha256 = await sha256Of(file);
+  const bar = new ProgressBar(name);
+  const log = (message: string) => bar.log(`${name}: ${message}`);
+  const key = LegacySessionStore.key(file, stat, settings.base);
+
+  // A remembered session continues with the chunks the server does not have yet.
+  let session = await settings.sessions.get(key);
+  let remaining: number[] | undefined;
+  let completedUrl: string | undefined;
+  if (session && session.sha256 !== sha256) session = undefined; // same size and mtime, other bytes
+  if (session) {
+    try {
+      const { json: status } = await legacyRequest(settings, 'GET', api(`${session.session_id}/status`), undefined, log);
+      if (status.status === 'pending' || status.status === 'in_progress') {
+        remaining = status.remaining_chunks as number[];
+        log(`resuming session ${session.session_id}: ${session.total_chunks - remaining.length} of ${session.total_chunks} chunks already on the server`);
+      } else if (status.status === 'completed') {
+        // Completed by a run killed before it could verify: the server names its file this way.
+        completedUrl = new URL(`/api/v1/files/${session.session_id}_${encodeURIComponent(name)}`, settings.base).href;
+        log(`session ${session.session_id} was already completed`);
+      } else {
+        log(`session ${session.session_id} is ${status.status}; starting a new one`);
+      }
+    } catch (error) {
+      if (!(error instanceof LegacyHttpError) || ![403, 404, 410].includes(error.status)) throw error;
+      log(`session ${session.session_id} is gone from the server (${error.message}); starting a new one`);
+    }
+    if (!remaining && !completedUrl) {
+      await settings.sessions.remove(key);
+      session = undefined;
+    }
+  }
+
+  let fileUrl: string;
+  if (completedUrl) {
+    fileUrl = completedUrl;
+  } else {
+    if (!session) {
+      const { json } = await legacyRequest(
+        settings,
+        'POST',
+        api('initiate'),
+        () => ({ filename: name, file_size: stat.size, chunk_size: settings.chunkSize, mime_type: settings.type ?? guessType(file), file_hash: sha256 }),
+        log,
+      );
+      session = { session_id: json.session_id, chunk_size: json.chunk_size, total_chunks: json.total_chunks, sha256, created: new Date().toISOString() };
+      await settings.sessions.set(key, session);
+      remaining = Array.from({ length: session.total_chunks }, (_, i) => i);
+      log(`initiated session ${session.session_id} (${session.total_chunks} chunks of ${bytes(session.chunk_size)})`);
+    }
+    const { session_id: id, chunk_size: chunkSize, total_chunks: total } = session;
+    const chunkBytes = (n: number) => Math.min(chunkSize, stat.size - n * chunkSize);
+    log(`sending ${remaining!.length} of ${total} chunks`);
+
+    // Each chunk is read from disk by a Blob backed by the file, never the whole file into memory.
+    const blob = await fs.openAsBlob(file);
+    let done = stat.size - remaining!.reduce((sum, n) => sum + chunkBytes(n), 0);
+    bar.update(done, stat.size);
+    try {
+      for (const n of remaining!) {
+        const start = n * chunkSize;
+        const end = start + chunkBytes(n);
+        const chunkHash = await sha256OfRange(file, start, end);
+        await legacyRequest(
+          settings,
+          'POST',
+          api(`${id}/chunk/${n}`),
+          () => {
+            const form = new FormData();
+            form.append('chunk_hash', chunkHash);
+            form.append('file', blob.slice(start, end, 'application/octet-stream'), `chunk_${n}`);
+            return form;
+          },
+          log,
+        );
+        done += end - start;
+        bar.update(done, stat.size);
+      }
+      const { json: completed } = await legacyRequest(settings, 'POST', api(`${id}/complete`), () => ({ session_id: id, file_hash: sha256 }), log);
+      fileUrl = new URL(completed.file_url as string, settings.base).href;
+    } finally {
+      bar.end();
+    }
+  }
+  // Finished on the server: nothing left to continue, whatever the check below says.
+  await settings.sessions.remove(key);
+
+  const { headers } = await legacyRequest(settings, 'HEAD', fileUrl, undefined, log);
+  const serverHex = digestHex(headers.get('Repr-Digest'));
+  if (serverHex !== sha256) {
+    throw new Error(`the server reports SHA-256 ${serverHex ?? '(none)'} for ${fileUrl} but the file's is ${sha256}`);
+  }
+  return { url: fileUrl, sha256 };
+}
+
 async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -305,6 +583,7 @@ async function main(argv: string[]): Promise<number> {
         'chunk-size': { type: 'string' },
         type: { type: 'string' },
         retries: { type: 'string' },
+        legacy: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -321,19 +600,34 @@ async function main(argv: string[]): Promise<number> {
   const endpoint = new URL(values.endpoint ?? process.env.TUSGATE_ENDPOINT ?? 'http://127.0.0.1:1080/files/').href;
   const statePath = path.resolve(values.state ?? process.env.TUSGATE_STATE ?? path.join(os.homedir(), '.tusgate', 'uploads.json'));
   await fs.promises.mkdir(path.dirname(statePath), { recursive: true });
+  const token = await resolveToken(endpoint, values.token);
+  const chunkSize = values['chunk-size'] ? parseSize(values['chunk-size']) : values.legacy ? 1_048_576 : Infinity;
+  const retryDelays = RETRY_DELAYS.slice(0, retries(values.retries));
   const settings: UploadSettings = {
     endpoint,
-    token: await resolveToken(endpoint, values.token),
+    token,
     urlStorage: new SerialUrlStorage(new FileUrlStorage(statePath)),
-    chunkSize: values['chunk-size'] ? parseSize(values['chunk-size']) : Infinity,
-    retryDelays: RETRY_DELAYS.slice(0, retries(values.retries)),
+    chunkSize,
+    retryDelays,
     type: values.type,
+  };
+  // --legacy: its sessions are remembered in the same directory as the tus URL store.
+  const abort = new AbortController();
+  const legacy: LegacySettings = {
+    base: new URL('/', endpoint).href,
+    token,
+    sessions: new LegacySessionStore(path.join(path.dirname(statePath), 'legacy-sessions.json')),
+    chunkSize,
+    retryDelays,
+    type: values.type,
+    signal: abort.signal,
   };
 
   // Ctrl-C stops the request in flight but keeps the upload on the server and in the URL store.
   const current: { upload?: tus.Upload } = {};
   process.once('SIGINT', () => {
-    void Promise.allSettled([current.upload?.abort(false), settings.urlStorage.settled()]).finally(() => {
+    abort.abort();
+    void Promise.allSettled([current.upload?.abort(false), settings.urlStorage.settled(), legacy.sessions.settled()]).finally(() => {
       process.stderr.write('\ninterrupted: run the same command again to continue where it stopped\n');
       process.exit(130);
     });
@@ -342,18 +636,20 @@ async function main(argv: string[]): Promise<number> {
   let failures = 0;
   for (const file of positionals) {
     try {
-      const { url, sha256 } = await uploadFile(file, settings, current);
+      const { url, sha256 } = values.legacy ? await uploadFileLegacy(file, legacy) : await uploadFile(file, settings, current);
       process.stderr.write(`${path.basename(file)}: done, SHA-256 verified by the server\n`);
       // stdout: one line per verified file, for scripts.
       process.stdout.write(`${url}  sha256:${sha256}  ${file}\n`);
     } catch (error) {
+      if (abort.signal.aborted) await new Promise(() => undefined); // the SIGINT handler exits
       failures++;
-      const message = error instanceof tus.DetailedError ? explain(error, endpoint) : (error as Error).message;
+      const message =
+        error instanceof tus.DetailedError ? explain(error, endpoint) : error instanceof LegacyHttpError ? explainLegacy(error) : (error as Error).message;
       process.stderr.write(`${path.basename(file)}: FAILED: ${message}\n`);
     }
   }
   if (positionals.length > 1) process.stderr.write(`${positionals.length - failures} of ${positionals.length} files uploaded and verified\n`);
-  await settings.urlStorage.settled();
+  await Promise.all([settings.urlStorage.settled(), legacy.sessions.settled()]);
   return failures ? 1 : 0;
 }
 

@@ -198,3 +198,104 @@ describe('command-line uploader in development mode', function () {
     await fs.access(path.join(dir, '.tusgate', 'uploads.json'));
   });
 });
+
+describe('command-line uploader, --legacy (the /api/v1 chunked-upload API)', function () {
+  this.timeout(90_000);
+  let server: TestServer;
+  let token: string;
+  let dir: string;
+
+  before(async () => {
+    server = await startServer();
+    token = await server.token('legacy-cli-user');
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tusgate-cli-legacy-'));
+  });
+  after(async () => {
+    await server?.close();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  const state = () => path.join(dir, 'state', 'uploads.json');
+  const sessionsFile = () => path.join(dir, 'state', 'legacy-sessions.json');
+  const legacyArgs = (file: string, ...more: string[]) => ['--legacy', file, '--endpoint', server.url, '--token', token, '--state', state(), ...more];
+  const status = async (id: string) => {
+    const response = await fetch(`${server.url}/api/v1/upload/${id}/status`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(response.status).to.equal(200);
+    return (await response.json()) as { status: string; uploaded_chunks: number[]; remaining_chunks: number[] };
+  };
+
+  it('uploads in chunks, completes, and file_url serves the exact bytes with the file’s Repr-Digest', async () => {
+    const bytes = randomText(2_500_000);
+    const file = path.join(dir, 'legacy notes.txt');
+    await fs.writeFile(file, bytes);
+
+    const run = runCli(legacyArgs(file), { viaNpm: true, home: dir });
+    const { code } = await run.exited;
+    expect(code, run.stderr()).to.equal(0);
+    // 2.5 MB in the default 1 MiB chunks.
+    expect(run.stderr()).to.match(/initiated session [0-9a-f-]{36} \(3 chunks of 1\.0 MiB\)/);
+    expect(run.stderr()).to.match(/\[#+\] 100\.0%/).and.to.include('SHA-256 verified by the server');
+    const result = parseResult(run.stdout());
+    expect(result.url).to.match(new RegExp(`^${server.url}/api/v1/files/[0-9a-f-]{36}_legacy%20notes\\.txt$`));
+    expect(result.sha256).to.equal(sha256(bytes));
+
+    const served = await fetch(result.url, { headers: { Authorization: `Bearer ${token}` } });
+    expect(served.status).to.equal(200);
+    expect(Buffer.from(await served.arrayBuffer()).equals(bytes)).to.equal(true);
+    expect(served.headers.get('repr-digest')).to.equal(`sha-256=:${Buffer.from(sha256(bytes), 'hex').toString('base64')}:`);
+    const id = /\/files\/([0-9a-f-]{36})_/.exec(result.url)![1]!;
+    expect((await status(id)).status).to.equal('completed');
+    // A finished upload is forgotten.
+    expect(JSON.parse(await fs.readFile(sessionsFile(), 'utf8'))).to.deep.equal({});
+  });
+
+  it('resumes its session after being killed mid-upload, sending only the missing chunks', async () => {
+    const bytes = randomText(6 * 1024 * 1024);
+    const file = path.join(dir, 'big-legacy.txt');
+    await fs.writeFile(file, bytes);
+    const args = legacyArgs(file, '--chunk-size', '32k');
+    const total = (6 * 1024 * 1024) / (32 * 1024);
+
+    const first = runCli(args, { home: dir });
+    const id = await waitFor(() => /initiated session (\S+)/.exec(first.stderr())?.[1], `the session\n${first.stderr()}`);
+    await waitFor(async () => ((await status(id)).uploaded_chunks.length > 0 ? true : undefined), 'the first chunks to arrive');
+    process.kill(first.pid, 'SIGKILL');
+    expect((await first.exited).signal).to.equal('SIGKILL');
+    const between = await status(id);
+    expect(between.status).to.equal('in_progress');
+    expect(between.uploaded_chunks.length).to.be.greaterThan(0).and.lessThan(total);
+    expect(Object.values(JSON.parse(await fs.readFile(sessionsFile(), 'utf8'))).map((s) => (s as { session_id: string }).session_id)).to.deep.equal([id]);
+
+    const second = runCli(args, { home: dir });
+    const { code } = await second.exited;
+    expect(code, second.stderr()).to.equal(0);
+    const resumed = /resuming session (\S+): (\d+) of (\d+) chunks already on the server/.exec(second.stderr());
+    expect(resumed, second.stderr()).to.not.equal(null);
+    expect(resumed![1]).to.equal(id);
+    expect(Number(resumed![3])).to.equal(total);
+    const already = Number(resumed![2]);
+    expect(already).to.be.at.least(between.uploaded_chunks.length);
+    const sent = Number(/sending (\d+) of \d+ chunks/.exec(second.stderr())![1]);
+    expect(sent).to.equal(total - already).and.to.be.lessThan(total);
+    expect(second.stderr()).to.not.include('initiated session');
+
+    const result = parseResult(second.stdout());
+    expect(result.url).to.include(`/api/v1/files/${id}_big-legacy.txt`);
+    expect(result.sha256).to.equal(sha256(bytes));
+    const served = Buffer.from(await (await fetch(result.url, { headers: { Authorization: `Bearer ${token}` } })).arrayBuffer());
+    expect(served.length).to.equal(bytes.length);
+    expect(served.equals(bytes)).to.equal(true);
+    expect((await status(id)).status).to.equal('completed');
+    expect(JSON.parse(await fs.readFile(sessionsFile(), 'utf8'))).to.deep.equal({});
+  });
+
+  it('exits 1 with the server’s message when the server refuses the upload (400)', async () => {
+    const file = path.join(dir, 'page.txt');
+    await fs.writeFile(file, randomText(5000));
+    const run = runCli(legacyArgs(file, '--type', 'text/html'), { home: dir });
+    const { code } = await run.exited;
+    expect(code).to.equal(1);
+    expect(run.stdout()).to.equal('');
+    expect(run.stderr()).to.match(/page\.txt: FAILED: the server refused the upload \(HTTP 400: "MIME type text\/html is not allowed"\)/);
+  });
+});

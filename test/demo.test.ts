@@ -97,9 +97,10 @@ describe('demo page (/demo/) in headless Chromium', function () {
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });
 
-  async function openDemo(base: string): Promise<DemoPage> {
+  async function openDemo(base: string, beforeLoad?: (page: Page) => Promise<void>): Promise<DemoPage> {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
+    await beforeLoad?.(page);
     const problems: string[] = [];
     const tusRequests: string[] = [];
     page.on('console', (message) => {
@@ -257,6 +258,82 @@ describe('demo page (/demo/) in headless Chromium', function () {
       expect(problems).to.deep.equal([]);
       await context.close();
     });
+
+    it('shows the hash-mismatch message (460) when the declared SHA-256 is not the file’s', async () => {
+      const bytes = randomText(200_000);
+      const { page, context, problems } = await openDemo(server.url);
+      // The page sends the SHA-256 it computed as metadata `sha256`; on the way, replace it with a wrong one.
+      const wrong = 'ab'.repeat(32);
+      const declared: string[] = [];
+      await page.route(
+        (url) => url.pathname === '/files/',
+        async (route) => {
+          const request = route.request();
+          if (request.method() !== 'POST') return route.continue();
+          const headers = await request.allHeaders();
+          const pairs = (headers['upload-metadata'] ?? '').split(',').map((pair) => pair.split(' '));
+          declared.push(...pairs.filter(([key]) => key === 'sha256').map(([, value]) => Buffer.from(value ?? '', 'base64').toString()));
+          const metadata = pairs.map(([key, value]) => (key === 'sha256' ? `sha256 ${Buffer.from(wrong).toString('base64')}` : `${key} ${value}`));
+          await route.continue({ headers: { ...headers, 'upload-metadata': metadata.join(',') } });
+        },
+      );
+      await addFiles(page, await write('tampered.txt', bytes));
+      await startUpload(page);
+      const result = await resultFor(page, 'tampered.txt');
+      // The page did declare the right digest; only the rewritten one reached the server.
+      expect(declared).to.deep.equal([sha256(bytes)]);
+      expect(result.className, result.text).to.include('failed');
+      expect(result.text)
+        .to.include('The bytes the server received do not match the file\'s SHA-256, so the upload was discarded.')
+        .and.match(/The server said: “Checksum Mismatch: the file's SHA-256 does not match the declared sha256”/);
+      expect(problems.filter((p) => !p.startsWith('console: [Uppy]'))).to.deep.equal([]);
+      await context.close();
+    });
+  });
+
+  describe('with at most one incomplete upload per user', () => {
+    let server: DevServer;
+    before(async () => {
+      server = await startDevServer({ MAX_ACTIVE_UPLOADS_PER_USER: 1 });
+    });
+    after(async () => server?.close());
+
+    it('shows the too-many-uploads message (429) while another upload of the same user is incomplete', async () => {
+      // The demo user's first upload, created and left incomplete. (Two files added together in the
+      // page would not show it: Uppy answers a 429 by queueing the second file behind the first.)
+      const b64 = (text: string) => Buffer.from(text).toString('base64');
+      const held = await fetch(`${server.url}/files/`, {
+        method: 'POST',
+        headers: {
+          Authorization: `Bearer ${server.devToken}`,
+          'Tus-Resumable': '1.0.0',
+          'Upload-Length': '1000',
+          'Upload-Metadata': `filename ${b64('held.txt')},filetype ${b64('text/plain')}`,
+        },
+      });
+      expect(held.status).to.equal(201);
+
+      // Uppy retries a 429 with the page's backoff (0 + 1 + 3 + 5 + 10 + 20 s); a controllable clock
+      // lets the test skip those pauses instead of waiting them out.
+      const { page, context, problems } = await openDemo(server.url, (page) => page.clock.install());
+      const refused = page.waitForResponse((response) => response.request().method() === 'POST' && response.status() === 429);
+      await addFiles(page, await write('second.txt', randomText(50_000)));
+      await startUpload(page);
+      expect(await (await refused).text()).to.include('too many incomplete uploads');
+
+      const failed = page.locator('#results li.failed[data-file="second.txt"]');
+      for (let i = 0; i < 30 && (await failed.count()) === 0; i++) {
+        await page.clock.fastForward(21_000);
+        await page.waitForTimeout(200);
+      }
+      const result = await resultFor(page, 'second.txt');
+      expect(result.className, result.text).to.include('failed');
+      expect(result.text)
+        .to.include('Too many uploads at once or in the last hour.')
+        .and.include('The server said: “Too Many Requests: too many incomplete uploads; finish or delete one first”');
+      expect(problems.filter((p) => !p.startsWith('console: [Uppy]'))).to.deep.equal([]);
+      await context.close();
+    });
   });
 
   describe('with a configured key (a token is pasted)', () => {
@@ -303,6 +380,21 @@ describe('demo page (/demo/) in headless Chromium', function () {
       await page.screenshot({ path: path.join(ARTIFACTS, 'demo-resumed.png'), fullPage: true });
       // The dropped connection is the only error the browser may report.
       expect(problems.filter((p) => !p.includes('net::ERR_'))).to.deep.equal([]);
+      await context.close();
+    });
+
+    it('says in plain words that a wrong pasted token was refused (401)', async () => {
+      const base = `http://127.0.0.1:${port}`;
+      const { page, context, problems } = await openDemo(base);
+      // Well-formed, but signed with another key.
+      await page.fill('#token', await signToken('browser-user', {}, 'not-the-server-secret-0123456789abcdef'));
+      await page.click('#auth button');
+      await addFiles(page, await write('unauthorized.txt', randomText(10_000)));
+      await startUpload(page);
+      const result = await resultFor(page, 'unauthorized.txt');
+      expect(result.className, result.text).to.include('failed');
+      expect(result.text).to.include('The server did not accept your token: it may have expired. Paste a fresh one and retry.');
+      expect(problems.filter((p) => !p.startsWith('console: [Uppy]'))).to.deep.equal([]);
       await context.close();
     });
   });
