@@ -233,6 +233,23 @@ describe('demo page (/demo/) in headless Chromium', function () {
       await context.close();
     });
 
+    it('shows the server’s own 413 when an oversize file gets past the page’s check', async () => {
+      // A page with a stale idea of the limit (here: the limit it was told is raised on the way).
+      const { page, context } = await openDemo(server.url, async (p) => {
+        await p.route('**/demo/config', async (route) => {
+          const original = await route.fetch();
+          const config = (await original.json()) as { maxFileSize: number };
+          await route.fulfill({ response: original, json: { ...config, maxFileSize: config.maxFileSize * 10 } });
+        });
+      });
+      await addFiles(page, await write('huge.txt', randomText(3_100_000)));
+      await startUpload(page);
+      const result = await resultFor(page, 'huge.txt');
+      expect(result.className).to.include('failed');
+      expect(result.text).to.include('larger than the server accepts').and.match(/The server said: “.*(exceed|[Mm]aximum)/);
+      await context.close();
+    });
+
     it('pauses and resumes an upload without starting it again', async () => {
       const bytes = randomText(2_000_000);
       const { page, context, problems, tusRequests } = await openDemo(server.url);
