@@ -1,5 +1,4 @@
 import fs from 'node:fs/promises';
-import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import { MemoryLocker, type Server as TusServer } from '@tus/server';
 import type { Locker } from '@tus/utils';
@@ -9,8 +8,7 @@ import type { Logger } from 'pino';
 import { optionalBearer, requireBearer } from './auth/middleware.js';
 import type { TokenVerifier } from './auth/verifier.js';
 import type { Config } from './config.js';
-import { uploadInfoHandler } from './files/info.js';
-import { readableRecord, sendUpload } from './files/serve.js';
+import { fileRoutes } from './files/routes.js';
 import { createLegacyApi } from './legacy/router.js';
 import { demoRouter } from '../client-demo/serve.js';
 import { HookDelivery } from './hooks/delivery.js';
@@ -21,16 +19,12 @@ import { Metrics } from './ops/metrics.js';
 import { TusgateFileStore } from './storage/file-store.js';
 import { Concatenation } from './tus/concat.js';
 import { ietfDraft } from './tus/ietf-draft.js';
-import { uploadLimit } from './tus/ietf-fields.js';
-import { methodOverride, tusPrecheck, tusResumableHeader } from './tus/precheck.js';
+import { tusDoor } from './tus/door.js';
 import { createTusServer, TUSGATE_EXPOSED_HEADERS } from './tus/tus-server.js';
-import { CHECKSUM_ALGORITHMS, requestChecksum } from './uploads/checksum.js';
-import { reprDigest } from './uploads/digest.js';
 import { UploadEvents } from './uploads/events.js';
 import { Tombstones } from './uploads/tombstones.js';
 import { QuotaTracker } from './uploads/quota.js';
 import { FileRecordStore } from './uploads/records.js';
-import { runWithContext, type RequestContext } from './uploads/request-context.js';
 import { RunningHashes } from './uploads/running-hash.js';
 import { VerifyingStore } from './uploads/verifying-store.js';
 
@@ -56,33 +50,6 @@ export interface Tusgate {
   sweep(): Promise<number>;
   /** Stops background work (hook deliveries); the HTTP server is the caller's to close. */
   close(): void;
-}
-
-/**
- * Adds headers that are known only after @tus/server has decided its response (a digest computed
- * at completion, the sliding expiry). srvx hands Node the tus headers as a flat array, which
- * overrides anything set earlier, so they are merged into that array.
- */
-function mergeContextHeaders(request: Request, res: ServerResponse, context: RequestContext): void {
-  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
-  (res as unknown as { writeHead: (...args: unknown[]) => ServerResponse }).writeHead = (...args: unknown[]) => {
-    // The request log line is written on 'finish'; the upload a creation made is known by now.
-    if (context.uploadId) request.uploadId = context.uploadId;
-    const extra = Object.entries(context.responseHeaders);
-    const raw = args.find((arg): arg is string[] => Array.isArray(arg));
-    if (raw) {
-      const names = new Set(extra.map(([name]) => name.toLowerCase()));
-      const kept: string[] = [];
-      for (let i = 0; i + 1 < raw.length; i += 2) {
-        if (!names.has(String(raw[i]).toLowerCase())) kept.push(raw[i]!, raw[i + 1]!);
-      }
-      for (const [name, value] of extra) kept.push(name, value);
-      raw.splice(0, raw.length, ...kept);
-    } else {
-      for (const [name, value] of extra) res.setHeader(name, value);
-    }
-    return writeHead(...args);
-  };
 }
 
 export async function createApp(config: Config, options: AppOptions): Promise<Tusgate> {
@@ -184,73 +151,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   const filesAccess = { filesPublic: config.FILES_PUBLIC };
   const anyone = optionalBearer(options.verify);
   const authenticated = requireBearer(options.verify);
-  const precheck = tusPrecheck(config.MAX_FILE_SIZE);
 
-  app.get('/files/:id/info', anyone, uploadInfoHandler(store, tombstones, filesAccess, config.UPLOAD_EXPIRY_SECONDS * 1000));
-
-  // Downloads: GET, and HEAD without Tus-Resumable (or the IETF draft's header), of a completed upload.
-  const isDownload = (req: Request) =>
-    req.method === 'GET' ||
-    (req.method === 'HEAD' && req.get('tus-resumable') === undefined && req.get('upload-draft-interop-version') === undefined);
-  app.all('/files/:id', methodOverride, async (req: Request, res: Response, next: NextFunction) => {
-    if (!isDownload(req)) return next();
-    req.uploadId = req.params.id as string;
-    if (!config.FILES_PUBLIC) await new Promise<void>((resolve) => anyone(req, res, () => resolve()));
-    const record = await readableRecord(store, req.params.id as string, filesAccess, req.identity?.user);
-    if (!record) {
-      res.status(404).type('text/plain').send('Not Found\n');
-      return;
-    }
-    sendUpload(req, res, store, record);
-  });
-
-  const notFound = (res: Response) =>
-    res.status(404).set('Tus-Resumable', '1.0.0').type('text/plain').send('The file for this url was not found\n');
-
-  // Requests of the IETF resumable-uploads draft are answered by `ietf`; tus ones pass on.
-  app.all(['/files', '/files/', '/files/:id'], methodOverride, tusResumableHeader, authenticated, ietf, precheck, async (req: Request, res: Response) => {
-    const id = req.params.id as string | undefined;
-    const context: RequestContext = {
-      requestId: String(req.id),
-      user: req.identity?.user,
-      uploadId: id,
-      responseHeaders: {},
-      checksum: requestChecksum(req.get('upload-checksum')),
-    };
-    if (req.method === 'GET') return notFound(res);
-    if (id && req.method === 'POST') {
-      res.status(405).set({ Allow: 'HEAD, PATCH, DELETE, OPTIONS', 'Tus-Resumable': '1.0.0' }).type('text/plain').send('Method Not Allowed\n');
-      return;
-    }
-    if (id && req.method !== 'OPTIONS') {
-      // Another user's upload is answered exactly like one that does not exist.
-      req.uploadId = id;
-      const record = await store.records.get(id);
-      if (!record || record.owner !== context.user) return notFound(res);
-      if (record.state === 'complete' && record.sha256) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256);
-    }
-    mergeContextHeaders(req, res, context);
-    if (req.method === 'OPTIONS') {
-      context.responseHeaders['Tus-Checksum-Algorithm'] = CHECKSUM_ALGORITHMS.join(',');
-      context.responseHeaders['Upload-Limit'] = uploadLimit(config.MAX_FILE_SIZE);
-    }
-    res.once('close', () => {
-      if (!res.writableFinished && (req.method === 'PATCH' || req.method === 'POST')) metrics.failed.inc({ reason: 'aborted' });
-    });
-    res.on('finish', () => {
-      if (context.uploadId) req.uploadId = context.uploadId;
-      if (context.admitted && res.statusCode >= 300 && context.uploadId) {
-        const uploadId = context.uploadId;
-        void store.records.get(uploadId).then((record) => {
-          if (!record && context.user) quota.release(context.user, uploadId);
-        });
-      }
-    });
-    await runWithContext(context, async () => {
-      // Concatenation is answered in front of @tus/server, which refuses it.
-      if (!(await concatenation.handle(req, res, context))) await tus.handle(req, res);
-    });
-  });
+  app.use(fileRoutes({ store, tombstones, access: filesAccess, expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000, anyone }));
+  app.use(tusDoor({ tus, store, quota, metrics, concatenation, ietf, authenticated, maxFileSize: config.MAX_FILE_SIZE }));
 
   const legacy = await createLegacyApi({ config, store, locker, quota, events, logger, preCreate, verify: options.verify, files: filesAccess });
   app.use(legacy.router);
