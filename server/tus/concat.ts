@@ -1,9 +1,7 @@
 import { Readable } from 'node:stream';
-import { Metadata, TUS_RESUMABLE, Uid, Upload, type Locker } from '@tus/utils';
+import { Metadata, TUS_RESUMABLE, Uid, Upload } from '@tus/utils';
 import type { Request, Response } from 'express';
-import type { PreCreateHook } from '../hooks/pre-create.js';
-import { admitUpload } from '../uploads/policy.js';
-import type { QuotaTracker } from '../uploads/quota.js';
+import { admitUpload, type CreationDeps } from '../uploads/policy.js';
 import { isFinal, isPartial, type UploadRecord } from '../uploads/records.js';
 import type { RequestContext } from '../uploads/request-context.js';
 import { declaredTypeOf, type HttpError, type VerifyingStore } from '../uploads/verifying-store.js';
@@ -21,14 +19,7 @@ export function parseUploadConcat(value: string): UploadConcat | undefined {
   return urls.length > 0 ? { kind: 'final', urls } : undefined;
 }
 
-export interface ConcatenationOptions {
-  store: VerifyingStore;
-  locker: Locker;
-  quota: QuotaTracker;
-  maxFileSize: number;
-  allowedTypes: readonly string[];
-  preCreate?: PreCreateHook;
-}
+export type ConcatenationOptions = CreationDeps;
 
 function answer(res: Response, status: number, body: string, headers: Record<string, string> = {}): void {
   res.status(status).set({ 'Tus-Resumable': TUS_RESUMABLE, ...headers }).type('text/plain').send(body.endsWith('\n') ? body : `${body}\n`);

@@ -1,13 +1,11 @@
-import { ERRORS, Metadata, StreamLimiter, Uid, Upload, type Locker } from '@tus/utils';
+import { ERRORS, Metadata, StreamLimiter, Uid, Upload } from '@tus/utils';
 import type { NextFunction, Request, Response } from 'express';
 import { baseType } from '../uploads/content-type.js';
 import { reprDigest } from '../uploads/digest.js';
-import type { PreCreateHook } from '../hooks/pre-create.js';
-import { admitUpload } from '../uploads/policy.js';
-import type { QuotaTracker } from '../uploads/quota.js';
+import { admitUpload, type CreationDeps } from '../uploads/policy.js';
 import type { UploadRecord } from '../uploads/records.js';
 import { runWithContext, type RequestContext } from '../uploads/request-context.js';
-import { declaredTypeOf, type HttpError, type VerifyingStore } from '../uploads/verifying-store.js';
+import { declaredTypeOf, type HttpError } from '../uploads/verifying-store.js';
 import { bodyChecksum, digestOf, dispositionFilename, Draft, informational, integerField } from './ietf-fields.js';
 import { withLocks } from './locks.js';
 import { Problem } from './problem.js';
@@ -31,13 +29,7 @@ export const INTEROP_VERSIONS = [3, 4, 5, 6, 7] as const;
 
 const PARTIAL_UPLOAD = 'application/partial-upload';
 
-export interface IetfDraftOptions {
-  store: VerifyingStore;
-  locker: Locker;
-  quota: QuotaTracker;
-  maxFileSize: number;
-  allowedTypes: readonly string[];
-  preCreate?: PreCreateHook;
+export interface IetfDraftOptions extends CreationDeps {
   expiryMs: number;
 }
 

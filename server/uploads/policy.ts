@@ -1,7 +1,9 @@
 import type { PreCreateHook } from '../hooks/pre-create.js';
 import { isAllowedType } from './content-type.js';
 import { parseSha256 } from './digest.js';
+import type { Locker } from '@tus/utils';
 import type { QuotaTracker } from './quota.js';
+import type { VerifyingStore } from './verifying-store.js';
 import type { HttpError } from './verifying-store.js';
 
 export interface CreationRequest {
@@ -21,6 +23,14 @@ export interface PolicyLimits {
   allowedTypes: readonly string[];
   /** The application's own say (HOOKS_PRE_CREATE_URL), asked after tusgate's checks pass. */
   preCreate?: PreCreateHook;
+}
+
+/** What a door needs to create uploads itself (concatenation, the IETF draft) under tusgate's rules. */
+export interface CreationDeps extends PolicyLimits {
+  store: VerifyingStore;
+  locker: Locker;
+  quota: QuotaTracker;
+  maxFileSize: number;
 }
 
 export type PolicyVerdict = { ok: true } | { ok: false; error: HttpError; retryAfterSeconds?: number };
