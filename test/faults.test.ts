@@ -4,7 +4,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { request, tus } from './helpers/http.js';
+import { openPatch, request, tus } from './helpers/http.js';
 import { spawnServer, type ServerProcess } from './helpers/process.js';
 import { makeDataDir, signToken, startServer, type TestServer } from './helpers/server.js';
 import { TEXT } from './samples.js';
@@ -76,17 +76,7 @@ describe('faults', function () {
       const client = tus(server.url, token);
       const location = (await client.create(TEXT.length)).headers.location!;
       // Headers and a few bytes, then nothing: a slow-loris PATCH.
-      const stalled = http.request(location, {
-        method: 'PATCH',
-        agent: false,
-        headers: {
-          'Tus-Resumable': '1.0.0',
-          Authorization: `Bearer ${token}`,
-          'Upload-Offset': 0,
-          'Content-Type': 'application/offset+octet-stream',
-          'Content-Length': TEXT.length,
-        },
-      });
+      const stalled = openPatch(location, token, 0, TEXT.length);
       const closed = new Promise<number>((resolve) => {
         const started = Date.now();
         stalled.on('close', () => resolve(Date.now() - started));

@@ -3,7 +3,7 @@ import http from 'node:http';
 import { expect } from 'chai';
 import { makeDataDir, signToken, TEST_SECRET } from './helpers/server.js';
 import { memoryLogger, startApp, waitFor, type AppServer } from './helpers/app-server.js';
-import { request, tus } from './helpers/http.js';
+import { openPatch, request, tus } from './helpers/http.js';
 import { TEXT } from './samples.js';
 
 describe('ops: GET /health', () => {
@@ -197,18 +197,7 @@ describe('ops: request logging', () => {
     const created = await client.create(100_000, { filetype: 'text/plain' });
     const location = new URL(created.headers.location!, server.url);
     await new Promise<void>((resolve) => {
-      const req = http.request(location, {
-        method: 'PATCH',
-        agent: false,
-        headers: {
-          'Tus-Resumable': '1.0.0',
-          Authorization: `Bearer ${token}`,
-          'Upload-Offset': 0,
-          'Content-Type': 'application/offset+octet-stream',
-          'Content-Length': 100_000,
-          'X-Request-Id': 'ops-dropped',
-        },
-      });
+      const req = openPatch(location, token, 0, 100_000, { 'X-Request-Id': 'ops-dropped' });
       req.on('error', () => resolve());
       req.on('close', () => resolve());
       req.write(Buffer.alloc(10_000, 'a'), () => setTimeout(() => req.destroy(), 100));

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { expect } from 'chai';
-import { request, tus } from './helpers/http.js';
+import { openPatch, request, tus } from './helpers/http.js';
 import { spawnServer, type ServerProcess } from './helpers/process.js';
 import { makeDataDir, signToken } from './helpers/server.js';
 import { PNG } from './samples.js';
@@ -12,17 +12,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts a PATCH and sends `data` slowly, so that the test can act while bytes are in flight. */
 function slowPatch(location: string, token: string, offset: number, data: Buffer, piece = 64 * 1024, delayMs = 5) {
-  const req = http.request(location, {
-    method: 'PATCH',
-    agent: false,
-    headers: {
-      'Tus-Resumable': '1.0.0',
-      Authorization: `Bearer ${token}`,
-      'Upload-Offset': offset,
-      'Content-Type': 'application/offset+octet-stream',
-      'Content-Length': data.length,
-    },
-  });
+  const req = openPatch(location, token, offset, data.length);
   const response = new Promise<number>((resolve) => {
     req.on('response', (res) => {
       res.resume();

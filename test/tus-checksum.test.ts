@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
-import { metadata, request, tus } from './helpers/http.js';
+import { metadata, openPatch, request, tus } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { runWithContext } from '../server/uploads/request-context.js';
 import { PNG } from './samples.js';
@@ -143,18 +143,7 @@ describe('tus 1.0.0 › Protocol Extensions › Checksum', () => {
     expect((await client.patch(location, 0, file.subarray(0, 1000))).status).to.equal(204);
     const whole = file.subarray(1000);
     await new Promise<void>((resolve) => {
-      const req = http.request(location, {
-        method: 'PATCH',
-        agent: false,
-        headers: {
-          'Tus-Resumable': '1.0.0',
-          Authorization: `Bearer ${token}`,
-          'Upload-Offset': 1000,
-          'Content-Type': 'application/offset+octet-stream',
-          'Content-Length': whole.length,
-          'Upload-Checksum': checksum('sha256', whole),
-        },
-      });
+      const req = openPatch(location, token, 1000, whole.length, { 'Upload-Checksum': checksum('sha256', whole) });
       req.on('error', () => resolve());
       req.write(whole.subarray(0, 150_000), () => setTimeout(() => req.destroy(), 100));
     });

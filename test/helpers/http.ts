@@ -70,3 +70,22 @@ export function tus(baseUrl: string, token: string) {
     },
   };
 }
+
+/**
+ * Opens a tus PATCH announcing `length` bytes and sends nothing yet: the caller writes (some of) the
+ * body itself, to drop, stall or pace a request the way flaky clients do.
+ */
+export function openPatch(location: string | URL, token: string, offset: number, length: number, extra: Record<string, string> = {}): http.ClientRequest {
+  return http.request(location, {
+    method: 'PATCH',
+    agent: false,
+    headers: {
+      'Tus-Resumable': '1.0.0',
+      Authorization: `Bearer ${token}`,
+      'Upload-Offset': offset,
+      'Content-Type': 'application/offset+octet-stream',
+      'Content-Length': length,
+      ...extra,
+    },
+  });
+}
