@@ -20,6 +20,14 @@ async function readSession(dataDir: string, id: string) {
   return JSON.parse(await fs.readFile(path.join(dataDir, 'legacy/sessions', `${id}.json`), 'utf8')) as { uploaded_chunks: number[] };
 }
 
+/** Rewrites a session document as a crash after recording `chunks` (but before appending) leaves it. */
+async function recordChunks(dataDir: string, id: string, chunks: number[]): Promise<void> {
+  const file = path.join(dataDir, 'legacy/sessions', `${id}.json`);
+  const doc = JSON.parse(await fs.readFile(file, 'utf8'));
+  doc.uploaded_chunks = chunks;
+  await fs.writeFile(file, JSON.stringify(doc));
+}
+
 describe('legacy sessions across restarts', () => {
   let dataDir: string;
   let server: TestServer | undefined;
@@ -66,10 +74,7 @@ describe('legacy sessions across restarts', () => {
     await server.close();
     // The state a crash leaves right after chunk 0 was staged and listed, before its append.
     await fs.writeFile(path.join(dataDir, 'legacy/staging', id, '0'), chunks[0]!);
-    const file = path.join(dataDir, 'legacy/sessions', `${id}.json`);
-    const doc = JSON.parse(await fs.readFile(file, 'utf8'));
-    doc.uploaded_chunks = [0, 1, 2, 3, 4];
-    await fs.writeFile(file, JSON.stringify(doc));
+    await recordChunks(dataDir, id, [0, 1, 2, 3, 4]);
 
     server = await startServer({ DATA_DIR: dataDir });
     client = legacyClient(server.url, await server.token('alice'));
@@ -90,10 +95,7 @@ describe('legacy sessions across restarts', () => {
     // A crash while chunk 2 was being appended: 4 of its bytes are in the store, all of it staged.
     await fs.appendFile(path.join(dataDir, 'uploads', id), chunks[2]!.subarray(0, 4));
     await fs.writeFile(path.join(dataDir, 'legacy/staging', id, '2'), chunks[2]!);
-    const file = path.join(dataDir, 'legacy/sessions', `${id}.json`);
-    const doc = JSON.parse(await fs.readFile(file, 'utf8'));
-    doc.uploaded_chunks = [0, 1, 2, 3];
-    await fs.writeFile(file, JSON.stringify(doc));
+    await recordChunks(dataDir, id, [0, 1, 2, 3]);
 
     server = await startServer({ DATA_DIR: dataDir });
     client = legacyClient(server.url, await server.token('alice'));
