@@ -1,6 +1,5 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
-import { MemoryLocker, type Server as TusServer } from '@tus/server';
+import type { Server as TusServer } from '@tus/server';
 import type { Locker } from '@tus/utils';
 import cors from 'cors';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -16,15 +15,16 @@ import { preCreateHook } from './hooks/pre-create.js';
 import { healthRouter } from './ops/health.js';
 import { createLogger, requestLogger } from './ops/logging.js';
 import { Metrics } from './ops/metrics.js';
+import { isTemporary } from './redis/connection.js';
 import { TusgateFileStore } from './storage/file-store.js';
 import { Concatenation } from './tus/concat.js';
 import { ietfDraft } from './tus/ietf-draft.js';
 import { tusDoor } from './tus/door.js';
+import { GuardedLocker } from './tus/guarded-locker.js';
 import { createTusServer, TUSGATE_EXPOSED_HEADERS } from './tus/tus-server.js';
+import { uploadState } from './state.js';
 import { UploadEvents } from './uploads/events.js';
-import { Tombstones } from './uploads/tombstones.js';
-import { QuotaTracker } from './uploads/quota.js';
-import { FileRecordStore } from './uploads/records.js';
+import type { Quota } from './uploads/quota.js';
 import { RunningHashes } from './uploads/running-hash.js';
 import { VerifyingStore } from './uploads/verifying-store.js';
 
@@ -38,7 +38,7 @@ export interface AppOptions {
 export interface Tusgate {
   app: express.Express;
   store: VerifyingStore;
-  quota: QuotaTracker;
+  quota: Quota;
   events: UploadEvents;
   metrics: Metrics;
   tus: TusServer;
@@ -48,26 +48,17 @@ export interface Tusgate {
   /** Event deliveries to HOOKS_URL, when configured. */
   hooks?: HookDelivery;
   sweep(): Promise<number>;
-  /** Stops background work (hook deliveries); the HTTP server is the caller's to close. */
-  close(): void;
+  /** Stops background work (hook deliveries) and closes shared state; the HTTP server is the caller's to close. */
+  close(): Promise<void>;
 }
 
 export async function createApp(config: Config, options: AppOptions): Promise<Tusgate> {
   const logger = options.logger ?? createLogger(config.LOG_LEVEL);
-  const uploadsDir = path.resolve(config.DATA_DIR, 'uploads');
-  const recordsDir = path.resolve(config.DATA_DIR, 'records');
-  await fs.mkdir(uploadsDir, { recursive: true });
-
-  const records = new FileRecordStore(recordsDir);
-  await records.init();
-  const quota = new QuotaTracker({ maxActive: config.MAX_ACTIVE_UPLOADS_PER_USER, perHour: config.UPLOADS_PER_HOUR_PER_USER });
-  for (const record of await records.all()) {
-    if (record.state !== 'complete') quota.restore(record.owner, record.id, Date.parse(record.createdAt));
-  }
+  const state = await uploadState(config, logger);
+  const { records, tombstones, quota } = state;
   const events = new UploadEvents();
-  const tombstones = new Tombstones(path.resolve(config.DATA_DIR, 'tombstones'));
-  await tombstones.init();
-  const store = new VerifyingStore(new TusgateFileStore(uploadsDir), records, new RunningHashes(), quota, {
+  const bytes = new TusgateFileStore(path.resolve(config.DATA_DIR, 'uploads'), state.uploadMetadata);
+  const store = new VerifyingStore(bytes, records, new RunningHashes(), quota, {
     expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000,
     events,
     tombstones,
@@ -85,7 +76,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
         failOpen: config.HOOKS_PRE_CREATE_FAIL_OPEN,
       })
     : undefined;
-  const locker = new MemoryLocker();
+  const locker = new GuardedLocker(state.locker, (id) => store.writeSettled(id));
   const tus = createTusServer({
     store,
     locker,
@@ -136,7 +127,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
       preflightContinue: true,
     }),
   );
-  app.use(healthRouter({ dataDir: config.DATA_DIR, maxFileSize: config.MAX_FILE_SIZE }));
+  app.use(healthRouter({ dataDir: config.DATA_DIR, maxFileSize: config.MAX_FILE_SIZE, readinessChecks: state.readinessChecks }));
   app.get('/metrics', (req, res) => metrics.handler(req, res));
 
   if (options.devToken) {
@@ -155,7 +146,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   app.use(fileRoutes({ store, tombstones, access: filesAccess, expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000, anyone }));
   app.use(tusDoor({ tus, store, quota, metrics, concatenation, ietf, authenticated, maxFileSize: config.MAX_FILE_SIZE }));
 
-  const legacy = await createLegacyApi({ config, store, locker, quota, events, logger, preCreate, verify: options.verify, files: filesAccess });
+  const legacy = await createLegacyApi({
+    config, store, locker, quota, events, logger, preCreate, sessions: state.sessions, verify: options.verify, files: filesAccess,
+  });
   app.use(legacy.router);
 
   app.use((_req: Request, res: Response) => {
@@ -164,6 +157,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   app.use((error: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
     if (error.status && error.status < 500) {
       res.status(error.status).json({ detail: error.message });
+      return;
+    }
+    if (isTemporary(error) && !res.headersSent) {
+      res.status(503).set('Retry-After', '1').json({ detail: 'Service temporarily unavailable, please retry' });
       return;
     }
     logger.error({ err: error, requestId: req.id }, 'unhandled error');
@@ -184,7 +181,11 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     locker,
     logger,
     hooks,
-    sweep: () => store.sweepExpired(),
-    close: () => hooks?.stop(),
+    // Several processes sweep the same records: each removal then holds the upload's lock.
+    sweep: () => store.sweepExpired(Date.now(), config.REDIS_URL ? locker : undefined),
+    async close() {
+      hooks?.stop();
+      await state.close();
+    },
   };
 }

@@ -94,7 +94,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const config = parsed.data;
   if (config.STORAGE === 's3') throw new ConfigError('invalid configuration: STORAGE=s3 is not available yet in this build');
   // Ignoring it would let several processes share uploads without shared locks, which mixes bytes.
-  if (config.REDIS_URL) throw new ConfigError('invalid configuration: REDIS_URL is not available yet in this build (run one process)');
   if ((config.HOOKS_URL || config.HOOKS_PRE_CREATE_URL) && !config.HOOKS_SECRET) {
     throw new ConfigError('invalid configuration: HOOKS_SECRET is required when HOOKS_URL or HOOKS_PRE_CREATE_URL is set');
   }

@@ -75,7 +75,7 @@ async function start(): Promise<void> {
     clearInterval(sweep);
     server.close(() => {
       logger.info('all requests finished');
-      process.exit(0);
+      void tusgate.close().finally(() => process.exit(0));
     });
     server.closeIdleConnections();
     // Requests still running after the grace period are cut; the store keeps what arrived.

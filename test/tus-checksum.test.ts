@@ -129,11 +129,11 @@ describe('tus 1.0.0 › Protocol Extensions › Checksum', () => {
     expect(ok.headers['upload-offset']).to.equal('5000');
     expect(await stored(ok.headers.location!)).to.equal(5000);
 
-    const active = server.tusgate.quota.activeCount('alice');
+    const active = await server.tusgate.quota.activeCount('alice');
     const refused = await post(chunk, checksum('sha256', file.subarray(1, 5001)));
     expect(refused.status).to.equal(460);
     expect(refused.headers.location).to.equal(undefined);
-    expect(server.tusgate.quota.activeCount('alice')).to.equal(active);
+    expect(await server.tusgate.quota.activeCount('alice')).to.equal(active);
     const records = await server.tusgate.store.records.all();
     expect(records.filter((r) => r.owner === 'alice' && r.state === 'uploading')).to.have.length(active);
   });

@@ -162,7 +162,7 @@ describe('tus 1.0.0 › Protocol Extensions › Concatenation', () => {
     const [a, b] = parts(file, 2) as [Buffer, Buffer];
     const urls = [await partial(a), await partial(b)];
     const before = (await server.tusgate.store.records.all()).length;
-    const active = server.tusgate.quota.activeCount('alice');
+    const active = await server.tusgate.quota.activeCount('alice');
     expect((await final(urls, {})).status).to.equal(415);
     const notJpeg = await final(urls, { filetype: 'image/jpeg' });
     expect(notJpeg.status).to.equal(415);
@@ -170,7 +170,7 @@ describe('tus 1.0.0 › Protocol Extensions › Concatenation', () => {
     const wrongHash = await final(urls, { filetype: 'image/png', sha256: sha256(Buffer.from('other')).toString('hex') });
     expect(wrongHash.status).to.equal(460);
     expect((await server.tusgate.store.records.all()).length).to.equal(before);
-    expect(server.tusgate.quota.activeCount('alice')).to.equal(active);
+    expect(await server.tusgate.quota.activeCount('alice')).to.equal(active);
     // The parts are still there for a corrected final.
     expect((await final(urls, { filetype: 'image/png', sha256: sha256(file).toString('hex') })).status).to.equal(201);
   });
@@ -215,7 +215,7 @@ describe('tus 1.0.0 › Protocol Extensions › Concatenation', () => {
         },
       });
       expect(joined.status, joined.text).to.equal(201);
-      expect(small.tusgate.quota.activeCount('carol')).to.equal(0);
+      expect(await small.tusgate.quota.activeCount('carol')).to.equal(0);
       // Two partials and the final took three of the hour's four creations (a refused one takes none).
       expect((await carol.create(4, {}, { 'Upload-Concat': 'partial' })).status).to.equal(201);
       const fifth = await carol.create(4, {}, { 'Upload-Concat': 'partial' });

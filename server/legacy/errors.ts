@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
+import { isTemporary } from '../redis/connection.js';
 
 /** One item of a FastAPI/pydantic-v1 422 body, the shape legacy clients were written against. */
 export interface ValidationItem {
@@ -51,7 +52,13 @@ export function legacyErrorHandler(logger: Logger) {
       return;
     }
     if (status && status >= 400 && status < 500) return next(error);
+    if (isTemporary(error)) {
+      // Shared state away or the upload busy past the lock wait: nothing was changed; try again.
+      res.status(503).set('Retry-After', '1').json({ detail: 'Service temporarily unavailable, please retry' });
+      return;
+    }
     logger.error({ err: error, requestId: req.id, uploadId: req.uploadId }, 'legacy request failed');
     res.status(500).json({ detail: (res.locals.legacyFailure as string | undefined) ?? 'Internal Server Error' });
   };
 }
+

@@ -8,7 +8,7 @@ import { parseSha256, reprDigest } from '../uploads/digest.js';
 import type { UploadEvents } from '../uploads/events.js';
 import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
-import type { QuotaTracker } from '../uploads/quota.js';
+import type { Quota } from '../uploads/quota.js';
 import { runWithContext, type RequestContext } from '../uploads/request-context.js';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
 import { appendReady, withUploadLock } from './assembly.js';
@@ -29,10 +29,12 @@ export interface LegacyDeps {
   config: Config;
   store: VerifyingStore;
   locker: Locker;
-  quota: QuotaTracker;
+  quota: Quota;
   events: UploadEvents;
   logger: Logger;
   preCreate?: PreCreateHook;
+  /** Session documents: in DATA_DIR, or shared in Redis. */
+  sessions: SessionStore;
 }
 
 /**
@@ -53,7 +55,7 @@ export class LegacyService {
 
   constructor(private readonly deps: LegacyDeps) {
     const root = path.resolve(deps.config.DATA_DIR, 'legacy');
-    this.sessions = new SessionStore(path.join(root, 'sessions'));
+    this.sessions = deps.sessions;
     this.staging = new Staging(path.join(root, 'staging'));
     this.expiryMs = deps.config.UPLOAD_EXPIRY_SECONDS * 1000;
   }
@@ -161,7 +163,7 @@ export class LegacyService {
       await runWithContext(context, () => store.create(upload));
       await this.sessions.create(session);
     } catch (error) {
-      quota.release(user, id);
+      await quota.release(user, id);
       await store.remove(id).catch(() => undefined);
       throw error;
     }

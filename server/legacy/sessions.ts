@@ -1,4 +1,6 @@
-import { JsonDirectory } from '../storage/json-dir.js';
+import type { Locker } from '@tus/utils';
+import type { DocStore } from '../storage/json-dir.js';
+import { withLocks } from '../tus/locks.js';
 import { KeyedSerializer } from './serial.js';
 
 export type SessionStatus = 'pending' | 'in_progress' | 'completed' | 'failed' | 'cancelled';
@@ -51,17 +53,18 @@ export function withChunks(session: LegacySession, chunks: Iterable<number>): Le
 }
 
 /**
- * Session documents, one atomic JSON file each. Every change goes through `update`, which runs the
+ * Session documents (atomic JSON files, or Redis). Every change goes through `update`, which runs the
  * changes of one session one after another: parallel chunk requests of a session each read, change
- * and write its document, and must not overwrite each other's additions.
+ * and write its document, and must not overwrite each other's additions. With `locker` (several
+ * processes) each change also holds the session's lock there, so processes take turns too.
  */
 export class SessionStore {
-  private readonly docs: JsonDirectory<LegacySession>;
   private readonly queue = new KeyedSerializer();
 
-  constructor(directory: string) {
-    this.docs = new JsonDirectory(directory);
-  }
+  constructor(
+    private readonly docs: DocStore<LegacySession>,
+    private readonly locker?: Locker,
+  ) {}
 
   init(): Promise<void> {
     return this.docs.init();
@@ -98,6 +101,7 @@ export class SessionStore {
   }
 
   private serialize<T>(id: string, task: () => Promise<T>): Promise<T> {
-    return this.queue.run(id, task);
+    const locker = this.locker;
+    return this.queue.run(id, locker ? () => withLocks(locker, [`session-${id}`], task) : task);
   }
 }

@@ -11,8 +11,8 @@ export function legacyTimestamp(date = new Date()): string {
 export interface HealthOptions {
   dataDir: string;
   maxFileSize: number;
-  /** Extra readiness checks (Redis, when configured); each throws when not ready. */
-  readinessChecks?: Array<() => Promise<void>>;
+  /** Extra readiness checks by name (Redis, when configured); each throws when not ready. */
+  readinessChecks?: Record<string, () => Promise<void>>;
 }
 
 export function healthRouter(options: HealthOptions): Router {
@@ -37,12 +37,13 @@ export function healthRouter(options: HealthOptions): Router {
       ready = false;
       checks.storage = `not writable: ${(error as Error).message}`;
     }
-    for (const check of options.readinessChecks ?? []) {
+    for (const [name, check] of Object.entries(options.readinessChecks ?? {})) {
       try {
         await check();
+        checks[name] = 'ok';
       } catch (error) {
         ready = false;
-        checks[check.name || 'dependency'] = (error as Error).message;
+        checks[name] = (error as Error).message;
       }
     }
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });

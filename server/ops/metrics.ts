@@ -51,14 +51,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(events: UploadEvents, activeUploads: () => number) {
+  constructor(events: UploadEvents, activeUploads: () => number | Promise<number>) {
     collectDefaultMetrics({ register: this.registry, prefix: 'tusgate_' });
     new Gauge({
       name: 'tusgate_active_uploads',
       help: 'Incomplete uploads',
       registers: [this.registry],
-      collect() {
-        this.set(activeUploads());
+      async collect() {
+        try {
+          this.set(await activeUploads());
+        } catch {
+          // Shared state away: the gauge keeps its last value rather than failing the whole scrape.
+        }
       },
     });
     events.on('created', (record) => this.created.inc({ origin: record.origin }));

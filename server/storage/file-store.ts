@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FileStore } from '@tus/file-store';
-import { ERRORS } from '@tus/utils';
+import { ERRORS, type KvStore, type Upload } from '@tus/utils';
 
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -15,8 +15,9 @@ export const STORAGE_FULL = { status_code: 507, body: 'Insufficient Storage: the
  * rejected PATCH). Expiry is left to tusgate, so the store is built without its creation-based one.
  */
 export class TusgateFileStore extends FileStore {
-  constructor(readonly dataDirectory: string) {
-    super({ directory: dataDirectory });
+  /** @param metadata where each upload's tus metadata lives; by default JSON files beside the data */
+  constructor(readonly dataDirectory: string, metadata?: KvStore<Upload>) {
+    super({ directory: dataDirectory, configstore: metadata });
   }
 
   /**

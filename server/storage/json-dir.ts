@@ -4,12 +4,21 @@ import path from 'node:path';
 
 const SAFE_KEY = /^[A-Za-z0-9_-]{1,128}$/;
 
+/** Small JSON documents by key: a directory here (one process), Redis when several share state. */
+export interface DocStore<T> {
+  init(): Promise<void>;
+  get(key: string): Promise<T | undefined>;
+  set(key: string, value: T): Promise<void>;
+  delete(key: string): Promise<void>;
+  keys(): Promise<string[]>;
+}
+
 /**
  * A directory of small JSON documents, one file per key. Writes go to a temporary file that is
  * renamed over the old one, so a crash leaves either the old or the new document, never half of one.
  * Keys are server-made ids; anything else is refused, so no client text becomes a path.
  */
-export class JsonDirectory<T> {
+export class JsonDirectory<T> implements DocStore<T> {
   constructor(private readonly directory: string) {}
 
   async init(): Promise<void> {

@@ -4,7 +4,7 @@ import { Router, type Request, type RequestHandler, type Response } from 'expres
 import type { Metrics } from '../ops/metrics.js';
 import { CHECKSUM_ALGORITHMS, requestChecksum } from '../uploads/checksum.js';
 import { reprDigest } from '../uploads/digest.js';
-import type { QuotaTracker } from '../uploads/quota.js';
+import type { Quota } from '../uploads/quota.js';
 import { runWithContext, type RequestContext } from '../uploads/request-context.js';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
 import type { Concatenation } from './concat.js';
@@ -41,7 +41,7 @@ function mergeContextHeaders(request: Request, res: ServerResponse, context: Req
 export interface TusDoorOptions {
   tus: TusServer;
   store: VerifyingStore;
-  quota: QuotaTracker;
+  quota: Quota;
   metrics: Metrics;
   concatenation: Concatenation;
   /** Answers IETF draft requests; passes tus ones on. */
@@ -95,9 +95,14 @@ export function tusDoor(options: TusDoorOptions): Router {
       if (context.uploadId) req.uploadId = context.uploadId;
       if (context.admitted && res.statusCode >= 300 && context.uploadId) {
         const uploadId = context.uploadId;
-        void store.records.get(uploadId).then((record) => {
-          if (!record && context.user) quota.release(context.user, uploadId);
-        });
+        // A creation refused after its slot was taken gives the slot back. If shared state is away the
+        // slot expires with its set instead.
+        void store.records
+          .get(uploadId)
+          .then(async (record) => {
+            if (!record && context.user) await quota.release(context.user, uploadId);
+          })
+          .catch(() => undefined);
       }
     });
     await runWithContext(context, async () => {

@@ -142,7 +142,7 @@ export function ietfDraft(options: IetfDraftOptions) {
         () => body.current?.stop(),
       );
     } catch (error) {
-      if (!(await store.records.get(id))) quota.release(context.user!, id);
+      if (!(await store.records.get(id))) await quota.release(context.user!, id);
       throw error;
     }
     const record = await store.records.get(id);

@@ -4,14 +4,14 @@ import type { Logger } from 'pino';
 import { STORAGE_FULL } from '../storage/file-store.js';
 import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
-import type { QuotaTracker } from '../uploads/quota.js';
+import type { Quota } from '../uploads/quota.js';
 import { currentContext } from '../uploads/request-context.js';
 import { declaredTypeOf, type VerifyingStore } from '../uploads/verifying-store.js';
 
 export interface TusServerOptions {
   store: VerifyingStore;
   locker: Locker;
-  quota: QuotaTracker;
+  quota: Quota;
   maxFileSize: number;
   allowedTypes: readonly string[];
   corsOrigins: readonly string[];

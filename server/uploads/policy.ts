@@ -2,7 +2,7 @@ import type { PreCreateHook } from '../hooks/pre-create.js';
 import { isAllowedType } from './content-type.js';
 import { parseSha256 } from './digest.js';
 import type { Locker } from '@tus/utils';
-import type { QuotaTracker } from './quota.js';
+import type { Quota } from './quota.js';
 import type { VerifyingStore } from './verifying-store.js';
 import type { HttpError } from './verifying-store.js';
 
@@ -29,7 +29,7 @@ export interface PolicyLimits {
 export interface CreationDeps extends PolicyLimits {
   store: VerifyingStore;
   locker: Locker;
-  quota: QuotaTracker;
+  quota: Quota;
   maxFileSize: number;
 }
 
@@ -40,7 +40,7 @@ export type PolicyVerdict = { ok: true } | { ok: false; error: HttpError; retryA
  * (it needs only a header); type, declared digest, the pre-create hook and the user's quotas are
  * checked here, the quota last because passing it takes one of the user's slots.
  */
-export async function admitUpload(request: CreationRequest, limits: PolicyLimits, quota: QuotaTracker): Promise<PolicyVerdict> {
+export async function admitUpload(request: CreationRequest, limits: PolicyLimits, quota: Quota): Promise<PolicyVerdict> {
   if (!request.partial) {
     if (!request.declaredType) {
       return { ok: false, error: { status_code: 415, body: 'Unsupported Media Type: declare the file type in Upload-Metadata (filetype)\n' } };
@@ -61,7 +61,7 @@ export async function admitUpload(request: CreationRequest, limits: PolicyLimits
     });
     if (!answer.ok) return { ok: false, error: { status_code: answer.status, body: `${answer.message}\n` } };
   }
-  const admission = quota.admit(request.user, request.uploadId);
+  const admission = await quota.admit(request.user, request.uploadId);
   if (!admission.ok) {
     const body = admission.reason === 'active'
       ? 'Too Many Requests: too many incomplete uploads; finish or delete one first\n'

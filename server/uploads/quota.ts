@@ -11,9 +11,19 @@ export interface QuotaLimits {
 
 export type Admission = { ok: true } | { ok: false; reason: 'active' | 'rate'; retryAfterSeconds: number };
 
+/** The per-user limits, counted in this process (QuotaTracker) or in Redis for several (RedisQuota). */
+export interface Quota {
+  admit(user: string, uploadId: string): Admission | Promise<Admission>;
+  /** Gives a slot back. Never fails: a slot that cannot be given back expires with its set. */
+  release(user: string, uploadId: string): void | Promise<void>;
+  totalActive(): number | Promise<number>;
+  /** A user's incomplete uploads. */
+  activeCount(user: string): number | Promise<number>;
+}
+
 const HOUR_MS = 3600_000;
 
-export class QuotaTracker {
+export class QuotaTracker implements Quota {
   private readonly active = new Map<string, Set<string>>();
   private readonly creations = new Map<string, number[]>();
 

@@ -1,4 +1,4 @@
-import { JsonDirectory } from '../storage/json-dir.js';
+import type { DocStore } from '../storage/json-dir.js';
 
 /**
  * What the server knows about an upload that no client may set: who owns it, when it was last
@@ -62,48 +62,50 @@ export interface RecordStore {
 }
 
 /**
- * Records as JSON files, with a write-through cache: every tus request reads its upload's record
- * two or three times, and this process is the only writer (file storage runs one process).
+ * Records as JSON documents (a directory, or Redis when processes share state), optionally with a
+ * write-through cache: every tus request reads its upload's record two or three times. The cache is
+ * only right for a single writer, so it is off when several processes share the records.
  * Callers get copies, so a record changed but not yet saved never shows through the cache.
  */
-export class FileRecordStore implements RecordStore {
-  private readonly dir: JsonDirectory<UploadRecord>;
+export class UploadRecords implements RecordStore {
   private readonly cache = new Map<string, UploadRecord>();
 
-  constructor(directory: string, private readonly cacheEntries = 10_000) {
-    this.dir = new JsonDirectory(directory);
-  }
+  constructor(
+    private readonly docs: DocStore<UploadRecord>,
+    private readonly cacheEntries: number,
+  ) {}
 
   init(): Promise<void> {
-    return this.dir.init();
+    return this.docs.init();
   }
 
   async get(id: string): Promise<UploadRecord | undefined> {
     const cached = this.cache.get(id);
     if (cached) return { ...cached };
-    const record = await this.dir.get(id);
+    const record = await this.docs.get(id);
     if (record) this.remember(record);
     return record && { ...record };
   }
 
   async set(record: UploadRecord): Promise<void> {
-    await this.dir.set(record.id, record);
+    await this.docs.set(record.id, record);
     this.remember({ ...record });
   }
 
   async delete(id: string): Promise<void> {
     this.cache.delete(id);
-    await this.dir.delete(id);
+    await this.docs.delete(id);
   }
 
   private remember(record: UploadRecord): void {
+    if (this.cacheEntries === 0) return;
     this.cache.delete(record.id);
     if (this.cache.size >= this.cacheEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(record.id, record);
   }
 
   async all(): Promise<UploadRecord[]> {
-    const records = await Promise.all((await this.dir.keys()).map((id) => this.dir.get(id)));
+    const records = await Promise.all((await this.docs.keys()).map((id) => this.docs.get(id)));
     return records.filter((record): record is UploadRecord => record !== undefined);
   }
 }

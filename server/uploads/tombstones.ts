@@ -1,4 +1,4 @@
-import { JsonDirectory } from '../storage/json-dir.js';
+import type { DocStore } from '../storage/json-dir.js';
 import type { FailureReason } from './events.js';
 import type { UploadRecord } from './records.js';
 
@@ -15,11 +15,7 @@ export interface Tombstone {
  * for one expiry period, then swept.
  */
 export class Tombstones {
-  private readonly dir: JsonDirectory<Tombstone>;
-
-  constructor(directory: string) {
-    this.dir = new JsonDirectory(directory);
-  }
+  constructor(private readonly dir: DocStore<Tombstone>) {}
 
   init(): Promise<void> {
     return this.dir.init();

@@ -1,13 +1,14 @@
 import type { Hash } from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
-import { DataStore, ERRORS, type Upload } from '@tus/utils';
+import { DataStore, ERRORS, type Locker, type Upload } from '@tus/utils';
+import { withLocks } from '../tus/locks.js';
 import type { TusgateFileStore } from '../storage/file-store.js';
 import { ChecksumVerifier } from './checksum.js';
 import { checkContent, CONTENT_HEAD_BYTES } from './content-type.js';
 import { parseSha256, reprDigest } from './digest.js';
 import { MEDIA_HEAD_BYTES, probeMedia, type MediaLimits } from './media.js';
 import type { FailureReason, UploadEvents } from './events.js';
-import type { QuotaTracker } from './quota.js';
+import type { Quota } from './quota.js';
 import { isPartial, type RecordStore, type UploadRecord } from './records.js';
 import { currentContext } from './request-context.js';
 import type { RunningHashes } from './running-hash.js';
@@ -68,11 +69,16 @@ export class VerifyingStore extends DataStore {
     await this.writing.get(id)?.catch(() => undefined);
   }
 
+  /** Resolves once no write of this process to the upload is in flight (see GuardedLocker). */
+  writeSettled(id: string): Promise<void> {
+    return this.settled(id);
+  }
+
   constructor(
     readonly bytes: TusgateFileStore,
     readonly records: RecordStore,
     private readonly hashes: RunningHashes,
-    private readonly quota: QuotaTracker,
+    private readonly quota: Quota,
     private readonly options: VerifyingStoreOptions,
   ) {
     super();
@@ -244,21 +250,34 @@ export class VerifyingStore extends DataStore {
     this.options.events.emit('terminated', record);
   }
 
-  /** Removes incomplete uploads whose last write is older than the expiry; returns how many. */
-  async sweepExpired(now = Date.now()): Promise<number> {
+  /**
+   * Removes incomplete uploads whose last write is older than the expiry; returns how many. With
+   * `locker`, each is removed under its upload lock and looked at again first: processes sweeping
+   * the same records at once then remove (and announce) each upload once.
+   */
+  async sweepExpired(now = Date.now(), locker?: Locker): Promise<number> {
     let removed = 0;
-    for (const record of await this.records.all()) {
-      // A complete part of a concatenation is kept only for the expiry time: it is never served,
-      // and a final upload copies its bytes (a client may build several finals from one part).
-      if ((record.state === 'complete' && !isPartial(record)) || this.writing.has(record.id)) continue;
-      if (Date.parse(record.lastWriteAt) + this.options.expiryMs > now) continue;
-      await this.drop(record);
-      await this.options.tombstones?.add(record, 'expired');
-      this.options.events.emit('expired', record);
-      removed++;
+    for (const candidate of await this.records.all()) {
+      if (!this.isExpired(candidate, now)) continue;
+      const sweep = async () => {
+        const record = locker ? await this.records.get(candidate.id) : candidate;
+        if (!record || !this.isExpired(record, now)) return false;
+        await this.drop(record);
+        await this.options.tombstones?.add(record, 'expired');
+        this.options.events.emit('expired', record);
+        return true;
+      };
+      if (await (locker ? withLocks(locker, [candidate.id], sweep) : sweep())) removed++;
     }
     await this.options.tombstones?.sweep(this.options.expiryMs, now);
     return removed;
+  }
+
+  private isExpired(record: UploadRecord, now: number): boolean {
+    // A complete part of a concatenation is kept only for the expiry time: it is never served,
+    // and a final upload copies its bytes (a client may build several finals from one part).
+    if ((record.state === 'complete' && !isPartial(record)) || this.writing.has(record.id)) return false;
+    return Date.parse(record.lastWriteAt) + this.options.expiryMs <= now;
   }
 
   override async deleteExpired(): Promise<number> {
@@ -374,7 +393,7 @@ export class VerifyingStore extends DataStore {
     const now = new Date().toISOString();
     Object.assign(record, { state: 'complete', completedAt: now, lastWriteAt: now });
     await this.records.set(record);
-    this.quota.release(record.owner, record.id);
+    await this.quota.release(record.owner, record.id);
     const context = currentContext();
     if (context) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256!);
     this.options.events.emit('completed', record);
@@ -402,7 +421,7 @@ export class VerifyingStore extends DataStore {
       // Already gone: the record is what still needs removing.
     }
     await this.records.delete(record.id);
-    this.quota.release(record.owner, record.id);
+    await this.quota.release(record.owner, record.id);
   }
 
   private announceExpiry(record: UploadRecord): void {

@@ -51,7 +51,7 @@ export async function startApp(options: AppServerOptions = {}): Promise<AppServe
     tusgate,
     dataDir,
     async close() {
-      tusgate.close();
+      await tusgate.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       if (ownDir) await fs.rm(dataDir, { recursive: true, force: true });

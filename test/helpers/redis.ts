@@ -9,7 +9,19 @@ export interface RedisServer {
   url: string;
   port: number;
   pid: number;
-  stop(): Promise<void>;
+  dir: string;
+  /** Stops the server by its PID; its directory (and data, if persisted) is removed unless `keepData`. */
+  stop(options?: { keepData?: boolean }): Promise<void>;
+}
+
+export interface RedisOptions {
+  /** Default: a free port. Give the port of a stopped server to start it again at the same URL. */
+  port?: number;
+  /** Default: a new temporary directory. */
+  dir?: string;
+  /** Persist every write (append-only file), so a restart in the same `dir` keeps the data. */
+  appendOnly?: boolean;
+  timeoutMs?: number;
 }
 
 /** The redis-server binary on PATH or Debian's default place; undefined if it is not installed. */
@@ -41,16 +53,17 @@ function ping(port: number): Promise<boolean> {
  * pidfile, in the foreground so it is stopped by its PID. Fails with one clear line if the binary is
  * missing (CI installs it with apt; see .ci/run).
  */
-export async function startRedis(timeoutMs = 10_000): Promise<RedisServer> {
+export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
+  const { timeoutMs = 10_000, appendOnly = false } = options;
   const binary = findRedisServer();
   if (!binary) throw new Error('redis-server is not installed (apt-get install -y redis-server); the Redis tests need it');
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tusgate-redis-'));
+  const port = options.port ?? (await freePort());
+  const dir = options.dir ?? mkdtempSync(path.join(os.tmpdir(), 'tusgate-redis-'));
   const pidfile = path.join(dir, 'redis.pid');
   const child: ChildProcess = spawn(
     binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no',
-      '--pidfile', pidfile, '--dir', dir, '--logfile', ''],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', appendOnly ? 'yes' : 'no',
+      '--appendfsync', 'always', '--daemonize', 'no', '--pidfile', pidfile, '--dir', dir, '--logfile', ''],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
@@ -72,14 +85,15 @@ export async function startRedis(timeoutMs = 10_000): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}`,
     port,
     pid,
-    async stop() {
+    dir,
+    async stop({ keepData = false } = {}) {
       if (child.exitCode === null && child.signalCode === null) {
         process.kill(pid, 'SIGTERM');
         const killer = setTimeout(() => process.kill(pid, 'SIGKILL'), 5_000);
         await exited;
         clearTimeout(killer);
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keepData) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
