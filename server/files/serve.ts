@@ -1,5 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Request, Response } from 'express';
+import fresh from 'fresh';
+import parseRange from 'range-parser';
 import send from 'send';
 import { reprDigest } from '../uploads/digest.js';
 import type { UploadRecord } from '../uploads/records.js';
@@ -46,8 +48,14 @@ export async function readableRecord(
   return record;
 }
 
-/** Sends a completed upload with Range, conditional requests and safe headers (via `send`). */
+/** Sends a completed upload with Range, conditional requests and safe headers. */
 export function sendUpload(req: Request, res: Response, store: VerifyingStore, record: UploadRecord): void {
+  setFileHeaders(res, record);
+  if (store.bytes.dataPath) sendFile(req, res, store.bytes.dataPath(record.id));
+  else streamObject(req, res, store, record);
+}
+
+function setFileHeaders(res: Response, record: UploadRecord): void {
   res.set({
     'Content-Type': record.verifiedType ?? 'application/octet-stream',
     'Content-Disposition': contentDisposition(record.filename),
@@ -57,7 +65,11 @@ export function sendUpload(req: Request, res: Response, store: VerifyingStore, r
     ETag: `"${record.sha256}"`,
     'Repr-Digest': reprDigest(record.sha256!),
   });
-  const stream = send(req, store.bytes.dataPath(record.id), {
+}
+
+/** A file on disk, through `send` (Range, conditional requests, HEAD). */
+function sendFile(req: Request, res: Response, file: string): void {
+  const stream = send(req, file, {
     etag: false,
     lastModified: true,
     acceptRanges: true,
@@ -82,4 +94,58 @@ export function sendUpload(req: Request, res: Response, store: VerifyingStore, r
     res.status(status).type('text/plain').send(`${STATUS_CODES[status]}\n`);
   });
   stream.pipe(res);
+}
+
+function answerPlain(res: Response, status: number): void {
+  res.removeHeader('Content-Disposition');
+  res.status(status).type('text/plain').send(`${STATUS_CODES[status]}\n`);
+}
+
+/**
+ * An object in storage that has no local file (S3), streamed by range reads. Conditional requests
+ * and a single Range as `send` answers them for a file; several ranges are answered with the whole
+ * object (allowed by RFC 9110), as `send` also does.
+ */
+function streamObject(req: Request, res: Response, store: VerifyingStore, record: UploadRecord): void {
+  const size = record.size ?? 0;
+  const etag = `"${record.sha256}"`;
+  const lastModified = new Date(record.completedAt ?? record.lastWriteAt);
+  lastModified.setMilliseconds(0);
+  res.set({ 'Accept-Ranges': 'bytes', 'Last-Modified': lastModified.toUTCString() });
+  const ifMatch = req.get('If-Match');
+  const ifUnmodifiedSince = Date.parse(req.get('If-Unmodified-Since') ?? '');
+  if ((ifMatch && ifMatch.trim() !== '*' && !ifMatch.split(',').some((tag) => tag.trim() === etag)) || ifUnmodifiedSince < lastModified.getTime()) {
+    answerPlain(res, 412);
+    return;
+  }
+  if (fresh(req.headers, { etag, 'last-modified': lastModified.toUTCString() })) {
+    res.status(304).end();
+    return;
+  }
+  let start = 0;
+  let end = size;
+  const ifRange = req.get('If-Range');
+  const rangeApplies = !ifRange || ifRange === etag || Date.parse(ifRange) >= lastModified.getTime();
+  const header = req.get('Range');
+  if (header && rangeApplies) {
+    const ranges = parseRange(size, header, { combine: true });
+    if (ranges === -1) {
+      res.set('Content-Range', `bytes */${size}`);
+      answerPlain(res, 416);
+      return;
+    }
+    if (ranges !== -2 && ranges.type === 'bytes' && ranges.length === 1) {
+      start = ranges[0]!.start;
+      end = ranges[0]!.end + 1;
+      res.status(206).set('Content-Range', `bytes ${start}-${end - 1}/${size}`);
+    }
+  }
+  res.set('Content-Length', String(end - start));
+  if (req.method === 'HEAD' || end === start) {
+    res.end();
+    return;
+  }
+  const body = store.bytes.readRange(record.id, start, end);
+  body.once('error', () => res.destroy());
+  body.pipe(res);
 }

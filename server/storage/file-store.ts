@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FileStore } from '@tus/file-store';
 import { ERRORS, type KvStore, type Upload } from '@tus/utils';
+import type { ByteStore } from './byte-store.js';
 
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -14,7 +15,9 @@ export const STORAGE_FULL = { status_code: 507, body: 'Insufficient Storage: the
  * hash and sniff a file's head), the data file's path (for serving), and truncation (to undo a
  * rejected PATCH). Expiry is left to tusgate, so the store is built without its creation-based one.
  */
-export class TusgateFileStore extends FileStore {
+export class TusgateFileStore extends FileStore implements ByteStore {
+  readonly readsIncomplete = true;
+
   /** @param metadata where each upload's tus metadata lives; by default JSON files beside the data */
   constructor(readonly dataDirectory: string, metadata?: KvStore<Upload>) {
     super({ directory: dataDirectory, configstore: metadata });

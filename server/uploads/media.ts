@@ -1,7 +1,7 @@
 import { imageSize } from 'image-size';
 import { parseFromTokenizer } from 'music-metadata';
 import { Readable } from 'node:stream';
-import { fromBuffer, fromFile } from 'strtok3';
+import { fromBlob, fromBuffer } from 'strtok3';
 import { baseType } from './content-type.js';
 import { mp4MovieDuration } from './mp4-duration.js';
 
@@ -22,12 +22,26 @@ export type MediaVerdict = { ok: true; facts: MediaFacts } | { ok: false; status
 export const MEDIA_HEAD_BYTES = 512 * 1024;
 
 export interface MediaSource {
-  /** Path of the complete file, for parsers that read only the parts they need (random access). */
-  path: string;
   size: number;
   /** The first min(size, MEDIA_HEAD_BYTES) bytes. */
   head: Buffer;
   readRange(start: number, end: number): Readable;
+}
+
+/**
+ * The stored file as a Blob for strtok3's random-access tokenizer: each read the parser makes is one
+ * range read of storage (a file, or an S3 object), so only headers and index boxes are fetched.
+ */
+function rangeBlob(source: MediaSource): Blob {
+  const slice = (start = 0, end = source.size) => ({
+    async arrayBuffer(): Promise<ArrayBuffer> {
+      const chunks: Buffer[] = [];
+      for await (const chunk of source.readRange(start, Math.min(end, source.size))) chunks.push(chunk as Buffer);
+      const bytes = Buffer.concat(chunks);
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
+    },
+  });
+  return { size: source.size, type: '', slice } as unknown as Blob;
 }
 
 const refuse = (status: number, message: string): MediaVerdict => ({ ok: false, status, message });
@@ -66,7 +80,7 @@ async function probeTimed(type: string, source: MediaSource, limits: MediaLimits
   }
   let format;
   const whole = source.head.length >= source.size;
-  const tokenizer = whole ? fromBuffer(source.head) : await fromFile(source.path);
+  const tokenizer = whole ? fromBuffer(source.head) : fromBlob(rangeBlob(source));
   try {
     tokenizer.fileInfo.path = `upload${extension}`;
     // The tokenizer reads by random access: headers, and a moov atom wherever it is, never the whole file.

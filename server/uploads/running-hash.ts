@@ -38,6 +38,12 @@ export class RunningHashes {
     return hash;
   }
 
+  /** This process's state at exactly `offset`, if it has one. */
+  held(id: string, offset: number): Hash | undefined {
+    const state = this.states.get(id);
+    return state && state.offset === offset ? state.hash : undefined;
+  }
+
   /** Records that `hash` now covers `offset` bytes. */
   advance(id: string, hash: Hash, offset: number): void {
     this.set(id, { hash, offset });

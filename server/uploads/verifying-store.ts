@@ -1,8 +1,10 @@
 import type { Hash } from 'node:crypto';
+import os from 'node:os';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { DataStore, ERRORS, type Locker, type Upload } from '@tus/utils';
 import { withLocks } from '../tus/locks.js';
-import type { TusgateFileStore } from '../storage/file-store.js';
+import type { ByteStore } from '../storage/byte-store.js';
+import { Spool } from '../storage/spool.js';
 import { ChecksumVerifier } from './checksum.js';
 import { checkContent, CONTENT_HEAD_BYTES } from './content-type.js';
 import { parseSha256, reprDigest } from './digest.js';
@@ -35,6 +37,8 @@ export interface VerifyingStoreOptions {
   media: MediaLimits;
   /** Where failed and expired uploads leave a note for their owner's `/info`. */
   tombstones?: Tombstones;
+  /** Where request bodies wait for their checksum, for storage that cannot truncate (default: the OS's). */
+  spoolDir?: string;
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -65,6 +69,16 @@ export class VerifyingStore extends DataStore {
    */
   private readonly writing = new Map<string, Promise<number>>();
 
+  /**
+   * The SHA-256 state at `offset`: this process's, or rebuilt from the stored prefix where storage
+   * can read it back. Undefined on object storage when another process (or a crash) has the state:
+   * the digest is then taken from the finished object at completion.
+   */
+  private async runningHash(id: string, offset: number): Promise<Hash | undefined> {
+    if (!this.bytes.readsIncomplete) return this.hashes.held(id, offset);
+    return this.hashes.at(id, offset, (end) => this.bytes.readRange(id, 0, end));
+  }
+
   private async settled(id: string): Promise<void> {
     await this.writing.get(id)?.catch(() => undefined);
   }
@@ -75,7 +89,7 @@ export class VerifyingStore extends DataStore {
   }
 
   constructor(
-    readonly bytes: TusgateFileStore,
+    readonly bytes: ByteStore,
     readonly records: RecordStore,
     private readonly hashes: RunningHashes,
     private readonly quota: Quota,
@@ -164,16 +178,16 @@ export class VerifyingStore extends DataStore {
       return offset;
     }
     const size = record.size;
-    const hash = await this.hashes.at(id, offset, (end) => this.bytes.readRange(id, 0, end));
+    const hash = await this.runningHash(id, offset);
     // With Upload-Checksum a request is all or nothing: the hash state from before it is kept, to
     // go back to if its digest differs or its body breaks off (bytes that cannot be verified).
     const context = currentContext();
     const checksum = context?.checksum && new ChecksumVerifier(context.checksum);
-    const before = checksum && hash.copy();
+    const before = checksum && hash?.copy();
     let hashed = 0;
     const tap = new Transform({
       transform(chunk: Buffer, _encoding, done) {
-        hash.update(chunk);
+        hash?.update(chunk);
         checksum?.update(chunk);
         hashed += chunk.length;
         done(null, chunk);
@@ -181,24 +195,30 @@ export class VerifyingStore extends DataStore {
     });
     let sourceError: unknown;
     readable.once('error', (error) => (sourceError = error));
-    let newOffset: number;
+    // Storage that cannot take bytes back (S3) gets a request with a checksum only once it is
+    // verified; until then the body waits on local disk.
+    const spool = checksum && !this.bytes.truncate ? new Spool(this.options.spoolDir ?? os.tmpdir()) : undefined;
+    let newOffset = offset;
     try {
-      newOffset = await this.bytes.write(
-        pipeline(readable, tap, () => {}),
-        id,
-        offset,
-      );
+      if (spool && checksum) {
+        await spool.fill(pipeline(readable, tap, () => {}));
+        if (checksum.matches()) newOffset = await this.bytes.write(spool.read(), id, offset);
+      } else {
+        newOffset = await this.bytes.write(pipeline(readable, tap, () => {}), id, offset);
+      }
     } catch (error) {
       if (size === undefined && (sourceError as Partial<HttpError> | undefined)?.status_code === 413) {
         // A deferred-length upload cut off at the size limit can never become a valid file.
         await this.discard(record, 'size');
         throw ERRORS.ERR_MAX_SIZE_EXCEEDED;
       }
-      if (before) await this.rollBack(record, before, offset);
+      if (checksum) await this.rollBack(record, before, offset);
       else await this.settleFailedWrite(record, hash, offset + hashed);
       throw error;
+    } finally {
+      await spool?.remove();
     }
-    if (checksum && before && !checksum.matches()) {
+    if (checksum && !checksum.matches()) {
       // A creation whose first bytes are refused answers without a Location: nobody could resume it.
       if (context?.admitted && context.uploadId === id) await this.discard(record, 'checksum');
       else {
@@ -207,7 +227,7 @@ export class VerifyingStore extends DataStore {
       }
       throw VERIFY_ERRORS.CHECKSUM_MISMATCH;
     }
-    this.hashes.advance(id, hash, newOffset);
+    if (hash) this.hashes.advance(id, hash, newOffset);
     if (hashed > 0) this.options.events.emit('received', hashed);
     record.lastWriteAt = new Date().toISOString();
     if (size !== undefined && newOffset === size) {
@@ -290,20 +310,26 @@ export class VerifyingStore extends DataStore {
     return record?.state === 'complete' && !isPartial(record) ? record : undefined;
   }
 
-  /** Undoes one request: the data file and the running hash go back to `offset`, where it began. */
-  private async rollBack(record: UploadRecord, before: Hash, offset: number): Promise<void> {
+  /**
+   * Undoes one request: the stored bytes and the running hash go back to `offset`, where it began.
+   * Storage that cannot truncate was never given the bytes of a refused request (see Spool); if a
+   * verified one broke off on its way there, the hash state is dropped, to be taken from the bytes.
+   */
+  private async rollBack(record: UploadRecord, before: Hash | undefined, offset: number): Promise<void> {
     try {
-      await this.bytes.truncate(record.id, offset);
+      if (this.bytes.truncate) await this.bytes.truncate(record.id, offset);
+      else if ((await this.bytes.storedBytes(record.id)) !== offset) before = undefined;
     } catch (error) {
       this.hashes.forget(record.id);
       throw error;
     }
-    this.hashes.advance(record.id, before, offset);
+    if (before) this.hashes.advance(record.id, before, offset);
+    else this.hashes.forget(record.id);
     record.lastWriteAt = new Date().toISOString();
     await this.records.set(record);
   }
 
-  private async settleFailedWrite(record: UploadRecord, hash: Hash, hashedTo: number): Promise<void> {
+  private async settleFailedWrite(record: UploadRecord, hash: Hash | undefined, hashedTo: number): Promise<void> {
     let stored: number;
     try {
       stored = await this.bytes.storedBytes(record.id);
@@ -313,7 +339,7 @@ export class VerifyingStore extends DataStore {
     }
     // The tap hashes a chunk just before the file stream takes it; keep the state only when the
     // bytes on disk are exactly the bytes hashed, else rebuild it from disk on the next write.
-    if (stored === hashedTo) this.hashes.advance(record.id, hash, stored);
+    if (hash && stored === hashedTo) this.hashes.advance(record.id, hash, stored);
     else this.hashes.forget(record.id);
     record.lastWriteAt = new Date().toISOString();
     await this.records.set(record);
@@ -338,7 +364,7 @@ export class VerifyingStore extends DataStore {
     if (record.contentMismatch === undefined) {
       const media = await probeMedia(
         record.verifiedType!,
-        { path: this.bytes.dataPath(record.id), size, head, readRange: (start, end) => this.bytes.readRange(record.id, start, end) },
+        { size, head, readRange: (start, end) => this.bytes.readRange(record.id, start, end) },
         this.options.media,
       );
       if (media.ok) record.media = media.facts;

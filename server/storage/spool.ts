@@ -1,0 +1,26 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+/** One request body kept on local disk until it may go to storage that cannot take bytes back. */
+export class Spool {
+  readonly path: string;
+
+  constructor(directory: string) {
+    this.path = path.join(directory, `spool-${randomUUID()}`);
+  }
+
+  async fill(source: Readable): Promise<void> {
+    await pipeline(source, fs.createWriteStream(this.path));
+  }
+
+  read(): Readable {
+    return fs.createReadStream(this.path);
+  }
+
+  async remove(): Promise<void> {
+    await fs.promises.rm(this.path, { force: true });
+  }
+}
