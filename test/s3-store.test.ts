@@ -249,19 +249,20 @@ describe('TusgateS3Store (against a real Ceph radosgw)', function () {
     expect((await readAll(own.readRange(id, 0, data.length))).equals(data)).to.equal(true);
   });
 
-  it('resumes at storedBytes after a write whose body failed midway, and ends byte-exact', async () => {
+  it('keeps what arrived of writes whose body failed midway, resumes there, and ends byte-exact', async () => {
     const data = randomBytes(20 * MiB);
     const id = await create(data.length);
-    // 1 MiB waits in `<id>.part`, then a PATCH fails after 9 more MiB: one whole 8 MiB part is kept.
+    // 1 MiB waits in `<id>.part`; a PATCH then fails after 9 more MiB: one whole 8 MiB part goes up,
+    // and the 2 MiB after it become the new `<id>.part`.
     expect(await store.write(body(data.subarray(0, 1 * MiB)), id, 0)).to.equal(1 * MiB);
     const failure = await rejection(store.write(failingBody(data.subarray(1 * MiB), 9 * MiB), id, 1 * MiB));
     expect((failure as Error).message).to.equal('the client went away');
-    const stored = await store.storedBytes(id);
-    expect(stored).to.equal(8 * MiB);
+    expect(await store.storedBytes(id)).to.equal(10 * MiB);
     expect(fs.readdirSync(store.tmpDir)).to.deep.equal([]);
-    // A second failure before a whole part is cut loses only the partial part.
-    await rejection(store.write(failingBody(data.subarray(stored), 3 * MiB), id, stored));
-    expect(await store.storedBytes(id)).to.equal(stored);
+    // A failure before a whole part is cut keeps the old tail and the new bytes, as the next tail.
+    await rejection(store.write(failingBody(data.subarray(10 * MiB), 1 * MiB), id, 10 * MiB));
+    const stored = await store.storedBytes(id);
+    expect(stored).to.equal(11 * MiB);
 
     expect(await store.write(body(data.subarray(stored)), id, stored)).to.equal(data.length);
     expect((await readAll(store.readRange(id, 0, data.length))).equals(data)).to.equal(true);

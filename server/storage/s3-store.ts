@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { S3Store, type MetadataValue } from '@tus/s3-store';
 import { ERRORS, type Upload } from '@tus/utils';
+import type { ByteStore } from './byte-store.js';
 
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -13,10 +14,12 @@ const DEFAULT_PART = 8 * 1024 * 1024;
 
 export interface TusgateS3StoreOptions {
   bucket: string;
-  endpoint: string;
+  /** An S3-compatible store; default: AWS. */
+  endpoint?: string;
   region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
+  /** Both or neither; without them the AWS SDK's own credential chain is used. */
+  accessKeyId?: string;
+  secretAccessKey?: string;
   forcePathStyle: boolean;
   /** Bytes per part (default 8 MiB, never below S3's 5 MiB). */
   partSize?: number;
@@ -61,8 +64,10 @@ function storageError(error: unknown): unknown {
  * needs. Bytes go to S3 in parts of at least 5 MiB; a PATCH that ends short of that leaves its tail
  * in `<id>.part` until the next PATCH (S3Store's scheme, kept). Expiry is left to tusgate.
  */
-export class TusgateS3Store extends S3Store {
+export class TusgateS3Store extends S3Store implements ByteStore {
   readonly tmpDir: string;
+  /** S3 cannot read the parts of an unfinished multipart upload. */
+  readonly readsIncomplete = false;
 
   constructor(options: TusgateS3StoreOptions) {
     super({
@@ -73,7 +78,10 @@ export class TusgateS3Store extends S3Store {
         endpoint: options.endpoint,
         region: options.region,
         forcePathStyle: options.forcePathStyle,
-        credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey },
+        credentials:
+          options.accessKeyId && options.secretAccessKey
+            ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey }
+            : undefined,
         // The SDK's default checksums send a streamed part aws-chunked with a trailing checksum,
         // which radosgw refuses (411 MissingContentLength), as other S3-compatible stores may.
         requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -199,6 +207,11 @@ export class TusgateS3Store extends S3Store {
     return (await this.getUpload(id)).offset;
   }
 
+  /** Throws unless the bucket can be reached (for /ready). */
+  async ping(): Promise<void> {
+    await this.client.headBucket({ Bucket: this.bucket });
+  }
+
   /** Size, ETag and time of a completed upload's object, for serving it. */
   objectInfo(id: string): Promise<ObjectInfo> {
     return this.mapped(async () => {
@@ -265,6 +278,7 @@ export class TusgateS3Store extends S3Store {
     };
 
     let part: { file: string; handle: fs.promises.FileHandle; bytes: number } | undefined;
+    let storageFailed = false;
     try {
       for await (const data of source) {
         let chunk = data as Buffer;
@@ -281,7 +295,10 @@ export class TusgateS3Store extends S3Store {
             const full = part;
             part = undefined;
             await full.handle.close();
-            await send(full.file, full.bytes);
+            await send(full.file, full.bytes).catch((error: unknown) => {
+              storageFailed = true;
+              throw error;
+            });
           }
         }
       }
@@ -291,9 +308,18 @@ export class TusgateS3Store extends S3Store {
         await tail.handle.close();
         await send(tail.file, tail.bytes);
       }
+    } catch (error) {
+      // The body broke off (the client went away): what arrived of the current part is kept as the
+      // upload's tail, so that a connection that breaks every few MiB still makes progress. S3Store
+      // dropped it, and the tail it had prepended with it.
+      if (part && !storageFailed && part.bytes > 0) {
+        const tail = part;
+        part = undefined;
+        await tail.handle.close();
+        await send(tail.file, tail.bytes).catch(() => undefined);
+      }
+      throw error;
     } finally {
-      // After a failure the parts already cut still go up, and a partial one is dropped
-      // (S3Store's rule: a PATCH that fails keeps its whole parts only).
       if (part) {
         await part.handle.close();
         await fs.promises.rm(part.file, { force: true });
