@@ -30,6 +30,15 @@ const defaults = {
   FILES_PUBLIC: true,
   CORS_ORIGINS: ['http://localhost:3000', 'http://127.0.0.1:3000'],
   STORAGE: 'file' as 'file' | 's3',
+  /** STORAGE=s3: the bucket (required), and the endpoint of an S3-compatible store (default: AWS). */
+  S3_BUCKET: undefined as string | undefined,
+  S3_ENDPOINT: undefined as string | undefined,
+  S3_REGION: 'us-east-1',
+  /** Without these, the AWS SDK's own chain (AWS_* variables, instance roles) is used. */
+  S3_ACCESS_KEY_ID: undefined as string | undefined,
+  S3_SECRET_ACCESS_KEY: undefined as string | undefined,
+  /** `true` for stores addressed as host/bucket (MinIO, Ceph radosgw) instead of bucket.host. */
+  S3_FORCE_PATH_STYLE: false,
   REDIS_URL: undefined as string | undefined,
   MAX_IMAGE_PIXELS: 100_000_000,
   MAX_MEDIA_DURATION_SECONDS: undefined as number | undefined,

@@ -1,6 +1,7 @@
-// Scale-out benchmark: tusgate as one process on local state, one process on Redis, and two
-// processes on one Redis and one directory (the driver alternates uploads between them), in
-// alternating order over several rounds. Reports medians to bench/results-scale-out.md.
+// Scale-out benchmark: tusgate as one process on local state, one process on Redis, two processes on
+// one Redis and one directory, and the same on S3 (a local Ceph radosgw): one process, then two on
+// Redis. With two processes the driver alternates uploads between them. Setups alternate in order
+// over several rounds. Reports medians to bench/results-scale-out.md.
 //
 //   npm run bench:scale-out              full run
 //   npm run bench:scale-out -- --quick   small sizes
@@ -10,6 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
+import { DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { startRadosgw, type Radosgw } from '../test/helpers/ceph.js';
 import { startRedis, type RedisServer } from '../test/helpers/redis.js';
 import { create, patch, pool, upload, type Target } from './driver.js';
 
@@ -19,8 +22,15 @@ const ROUNDS = QUICK ? 1 : 3;
 const MiB = 1024 * 1024;
 const SECRET = `bench-${Date.now()}-secret-not-for-production`;
 
-type Setup = 'one process' | 'one process, Redis' | 'two processes, Redis';
-const SETUPS: Setup[] = ['one process', 'one process, Redis', 'two processes, Redis'];
+const SETUPS = [
+  'one process',
+  'one process, Redis',
+  'two processes, Redis',
+  'S3: one process',
+  'S3: one process, Redis',
+  'S3: two processes, Redis',
+] as const;
+type Setup = (typeof SETUPS)[number];
 
 interface Running {
   children: ChildProcess[];
@@ -54,21 +64,38 @@ async function spawnTusgate(env: Record<string, string>): Promise<{ child: Child
   return { child, url: `http://127.0.0.1:${listen}` };
 }
 
-async function start(setup: Setup, redis: RedisServer): Promise<Running> {
+async function start(setup: Setup, redis: RedisServer, rgw: Radosgw): Promise<Running> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tusgate-bench-scale-'));
   const env: Record<string, string> = { DATA_DIR: dataDir };
-  if (setup !== 'one process') env.REDIS_URL = redis.url;
-  const count = setup === 'two processes, Redis' ? 2 : 1;
+  if (setup.includes('Redis')) env.REDIS_URL = redis.url;
+  if (setup.startsWith('S3')) {
+    Object.assign(env, {
+      STORAGE: 's3',
+      S3_BUCKET: rgw.bucket,
+      S3_ENDPOINT: rgw.endpoint,
+      S3_ACCESS_KEY_ID: rgw.accessKeyId,
+      S3_SECRET_ACCESS_KEY: rgw.secretAccessKey,
+      S3_FORCE_PATH_STYLE: 'true',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    });
+  }
+  const count = setup.includes('two processes') ? 2 : 1;
   const started = await Promise.all(Array.from({ length: count }, () => spawnTusgate(env)));
   const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setExpirationTime('2h').sign(Buffer.from(SECRET));
   return { children: started.map((s) => s.child), targets: started.map((s) => ({ url: s.url, token })), dataDir };
 }
 
-async function stop(running: Running): Promise<void> {
+async function stop(running: Running, s3: S3Client, bucket: string): Promise<void> {
   await Promise.all(
     running.children.map((child) => new Promise((resolve) => (child.once('exit', resolve), child.kill('SIGKILL')))),
   );
   await fs.rm(running.dataDir, { recursive: true, force: true });
+  // radosgw's OSD keeps objects in memory here: empty the bucket after every run.
+  for (;;) {
+    const { Contents = [] } = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
+    if (Contents.length === 0) break;
+    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: Contents.map(({ Key }) => ({ Key })) } }));
+  }
 }
 
 const percentile = (values: number[], p: number) => {
@@ -118,6 +145,13 @@ const SCENARIOS: Array<{ name: string; run(targets: Target[]): Promise<Result> }
 
 async function main() {
   const redis = await startRedis();
+  const rgw = await startRadosgw(60_000, 4 * 1024 * MiB);
+  const s3 = new S3Client({
+    endpoint: rgw.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+  });
   const results = new Map<string, Map<Setup, Result[]>>();
   try {
     for (const scenario of SCENARIOS) {
@@ -125,18 +159,20 @@ async function main() {
       results.set(scenario.name, bySetup);
       for (let round = 0; round < ROUNDS; round++) {
         for (const setup of round % 2 === 0 ? SETUPS : [...SETUPS].reverse()) {
-          const running = await start(setup, redis);
+          const running = await start(setup, redis, rgw);
           try {
             const result = await scenario.run(running.targets);
             bySetup.get(setup)!.push(result);
             process.stdout.write(`${scenario.name} | ${setup} | round ${round + 1}: ${JSON.stringify(result)}\n`);
           } finally {
-            await stop(running);
+            await stop(running, s3, rgw.bucket);
           }
         }
       }
     }
   } finally {
+    s3.destroy();
+    await rgw.stop();
     await redis.stop();
   }
   const fmt = (value: number | undefined, digits = 1) => (value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits));
@@ -149,14 +185,14 @@ async function main() {
     '',
     `${new Date().toISOString()} · ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length} · Node ${process.version}`,
     '',
-    `Medians of ${ROUNDS} rounds, setups alternating. File storage in one directory; "Redis" runs with REDIS_URL (locks, records, quotas, sessions and tus metadata in a local redis-server).`,
+    `Medians of ${ROUNDS} rounds, setups alternating. File storage in one directory; "Redis" runs with REDIS_URL (locks, records, quotas, sessions and tus metadata in a local redis-server); "S3" is a local Ceph radosgw (one memstore OSD) on the same 2 cores.`,
     '',
-    '| scenario | setup | MB/s | p50 ms | p99 ms | vs one process |',
+    '| scenario | setup | MB/s | p50 ms | p99 ms | vs one process (same storage) |',
     '|---|---|---|---|---|---|',
   ];
   for (const [scenario, bySetup] of results) {
-    const base = bySetup.get('one process')!;
     for (const [setup, list] of bySetup) {
+      const base = bySetup.get(setup.startsWith('S3') ? 'S3: one process' : 'one process')!;
       const versus = med(list, 'mbPerSecond') !== undefined
         ? `${fmt(med(list, 'mbPerSecond')! / med(base, 'mbPerSecond')!, 2)} ×`
         : `${fmt(med(list, 'p50')! - med(base, 'p50')!, 2)} ms p50`;

@@ -16,7 +16,8 @@ import { healthRouter } from './ops/health.js';
 import { createLogger, requestLogger } from './ops/logging.js';
 import { Metrics } from './ops/metrics.js';
 import { isTemporary } from './redis/connection.js';
-import { TusgateFileStore } from './storage/file-store.js';
+import { openByteStore, storageChecks } from './storage/byte-store.js';
+import { scratchDirectory } from './storage/scratch.js';
 import { Concatenation } from './tus/concat.js';
 import { ietfDraft } from './tus/ietf-draft.js';
 import { tusDoor } from './tus/door.js';
@@ -57,11 +58,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   const state = await uploadState(config, logger);
   const { records, tombstones, quota } = state;
   const events = new UploadEvents();
-  const bytes = new TusgateFileStore(path.resolve(config.DATA_DIR, 'uploads'), state.uploadMetadata);
+  const bytes = await openByteStore(config, state.uploadMetadata);
   const store = new VerifyingStore(bytes, records, new RunningHashes(), quota, {
     expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000,
     events,
     tombstones,
+    // Storage that cannot truncate gets checksummed requests only once verified; they wait here.
+    spoolDir: bytes.truncate ? undefined : await scratchDirectory(config.DATA_DIR, 'spool'),
     media: {
       maxImagePixels: config.MAX_IMAGE_PIXELS,
       maxDurationSeconds: config.MAX_MEDIA_DURATION_SECONDS,
@@ -127,7 +130,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
       preflightContinue: true,
     }),
   );
-  app.use(healthRouter({ dataDir: config.DATA_DIR, maxFileSize: config.MAX_FILE_SIZE, readinessChecks: state.readinessChecks }));
+  app.use(healthRouter({ dataDir: config.DATA_DIR, maxFileSize: config.MAX_FILE_SIZE, readinessChecks: { ...state.readinessChecks, ...storageChecks(bytes) } }));
   app.get('/metrics', (req, res) => metrics.handler(req, res));
 
   if (options.devToken) {

@@ -45,6 +45,12 @@ const schema = z.object({
   FILES_PUBLIC: bool,
   CORS_ORIGINS: list,
   STORAGE: z.enum(['file', 's3']),
+  S3_BUCKET: z.string().min(3, 'must be a bucket name').optional(),
+  S3_ENDPOINT: z.url().optional(),
+  S3_REGION: z.string().min(1),
+  S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  S3_FORCE_PATH_STYLE: bool,
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
   MAX_IMAGE_PIXELS: int(1),
   MAX_MEDIA_DURATION_SECONDS: z.coerce.number().positive('must be a positive number of seconds').optional(),
@@ -92,8 +98,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new ConfigError(`invalid configuration: ${name}=${shown(name, input[name])}: ${issue.message}`);
   }
   const config = parsed.data;
-  if (config.STORAGE === 's3') throw new ConfigError('invalid configuration: STORAGE=s3 is not available yet in this build');
-  // Ignoring it would let several processes share uploads without shared locks, which mixes bytes.
+  if (config.STORAGE === 's3' && !config.S3_BUCKET) throw new ConfigError('invalid configuration: S3_BUCKET is required when STORAGE=s3');
+  if (Boolean(config.S3_ACCESS_KEY_ID) !== Boolean(config.S3_SECRET_ACCESS_KEY)) {
+    throw new ConfigError('invalid configuration: S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together');
+  }
   if ((config.HOOKS_URL || config.HOOKS_PRE_CREATE_URL) && !config.HOOKS_SECRET) {
     throw new ConfigError('invalid configuration: HOOKS_SECRET is required when HOOKS_URL or HOOKS_PRE_CREATE_URL is set');
   }

@@ -1,5 +1,10 @@
+import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { DataStore } from '@tus/utils';
+import type { DataStore, KvStore, Upload } from '@tus/utils';
+import type { Config } from '../config.js';
+import { TusgateFileStore } from './file-store.js';
+import { scratchDirectory } from './scratch.js';
+import { TusgateS3Store } from './s3-store.js';
 
 /**
  * What tusgate needs of the store that holds upload bytes, beyond @tus/server's DataStore: reading
@@ -16,4 +21,28 @@ export interface ByteStore extends DataStore {
   truncate?(id: string, length: number): Promise<void>;
   /** The data file of an upload, where there is one (served with `send`). */
   dataPath?(id: string): string;
+}
+
+/**
+ * The store STORAGE names. `uploadMetadata` is where the file store keeps tus metadata (Redis when
+ * shared); S3 keeps it in the bucket, beside each object.
+ */
+export async function openByteStore(config: Config, uploadMetadata?: KvStore<Upload>): Promise<ByteStore> {
+  if (config.STORAGE === 'file') return new TusgateFileStore(path.resolve(config.DATA_DIR, 'uploads'), uploadMetadata);
+  const store = new TusgateS3Store({
+    bucket: config.S3_BUCKET!,
+    endpoint: config.S3_ENDPOINT,
+    region: config.S3_REGION,
+    accessKeyId: config.S3_ACCESS_KEY_ID,
+    secretAccessKey: config.S3_SECRET_ACCESS_KEY,
+    forcePathStyle: config.S3_FORCE_PATH_STYLE,
+    tmpDir: await scratchDirectory(config.DATA_DIR, 's3-parts'),
+  });
+  await store.init();
+  return store;
+}
+
+/** /ready checks of the byte store beyond DATA_DIR being writable: the bucket, on S3. */
+export function storageChecks(store: ByteStore): Record<string, () => Promise<void>> {
+  return store instanceof TusgateS3Store ? { s3: () => store.ping() } : {};
 }

@@ -24,3 +24,4 @@ export class Spool {
     await fs.promises.rm(this.path, { force: true });
   }
 }
+

@@ -46,6 +46,7 @@ export function requestChecksum(value: string | undefined): RequestChecksum | un
 /** Digests one request's bytes as they pass, to compare with its `Upload-Checksum` at the end. */
 export class ChecksumVerifier {
   private readonly hash: Hash;
+  private digest: Buffer | undefined;
 
   constructor(private readonly checksum: RequestChecksum) {
     this.hash = createHash(checksum.algorithm);
@@ -55,7 +56,9 @@ export class ChecksumVerifier {
     this.hash.update(chunk);
   }
 
+  /** Whether the bytes so far match; the first call ends the digest, later ones repeat its answer. */
   matches(): boolean {
-    return this.hash.digest().equals(this.checksum.expected);
+    this.digest ??= this.hash.digest();
+    return this.digest.equals(this.checksum.expected);
   }
 }

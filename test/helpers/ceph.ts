@@ -46,7 +46,7 @@ export const MISSING_CEPH = `Ceph is not installed (${INSTALL_HINT}); the S3 tes
  *   CI disk can reach; this cluster keeps nothing worth protecting.
  * - `rgw_thread_pool_size`: the default 512 threads are not needed for tests.
  */
-function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number): string {
+function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, memstoreBytes: number): string {
   return `[global]
 fsid = ${fsid}
 mon_host = v2:127.0.0.1:${monPort}
@@ -88,7 +88,7 @@ mon_data = ${dir}/mon
 [osd]
 osd_data = ${dir}/osd
 osd_objectstore = memstore
-memstore_device_bytes = 1073741824
+memstore_device_bytes = ${memstoreBytes}
 
 [client.rgw]
 rgw_data = ${dir}/rgw
@@ -147,7 +147,8 @@ async function stopDaemon(child: ChildProcess): Promise<void> {
  * ends exactly those PIDs and removes the directory; they are also killed if this process exits
  * first. Fails with one clear line if the binaries are missing (CI installs them; see .ci/run).
  */
-export async function startRadosgw(timeoutMs = 60_000): Promise<Radosgw> {
+/** `memstoreBytes`: the OSD keeps objects in memory, up to this much (the benchmark needs more). */
+export async function startRadosgw(timeoutMs = 60_000, memstoreBytes = 1024 * 1024 * 1024): Promise<Radosgw> {
   if (!findCeph()) throw new Error(MISSING_CEPH);
   const started = Date.now();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tusgate-ceph-'));
@@ -155,7 +156,7 @@ export async function startRadosgw(timeoutMs = 60_000): Promise<Radosgw> {
   const conf = path.join(dir, 'ceph.conf');
   const [monPort, rgwPort] = [await freePort(), await freePort()];
   const fsid = randomUUID();
-  writeFileSync(conf, cephConf(dir, fsid, monPort, rgwPort));
+  writeFileSync(conf, cephConf(dir, fsid, monPort, rgwPort, memstoreBytes));
 
   const daemons: ChildProcess[] = [];
   const killAll = () => {
