@@ -128,6 +128,15 @@ describe('config: loadConfig', () => {
     expectRefused({ PORT: ' ' }, 'PORT');
   });
 
+  it('needs S3_BUCKET with STORAGE=s3, and both S3 keys or neither', () => {
+    expectRefused({ STORAGE: 's3' }, 'S3_BUCKET');
+    expectRefused({ STORAGE: 's3', S3_BUCKET: 'uploads', S3_ENDPOINT: 'not a url' }, 'S3_ENDPOINT');
+    const keys = expectRefused({ STORAGE: 's3', S3_BUCKET: 'uploads', S3_ACCESS_KEY_ID: 'AKIA-only' }, 'S3_ACCESS_KEY_ID');
+    expect(keys).not.to.include('AKIA-only');
+    const config = loadConfig({ STORAGE: 's3', S3_BUCKET: 'uploads', S3_FORCE_PATH_STYLE: 'true' });
+    expect(config).to.include({ STORAGE: 's3', S3_BUCKET: 'uploads', S3_REGION: 'us-east-1', S3_FORCE_PATH_STYLE: true });
+  });
+
   it('never echoes a secret in its message', () => {
     const message = expectRefused({ JWT_SECRET: 'too-short-x' }, 'JWT_SECRET');
     expect(message).not.to.include('too-short-x');
