@@ -10,7 +10,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MemoryLocker } from '@tus/server';
+import type { Locker } from '@tus/utils';
+import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
+import { RedisLocker } from '../server/storage/redis-locker.js';
 import { DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { startRadosgw, type Radosgw } from '../test/helpers/ceph.js';
 import { startRedis, type RedisServer } from '../test/helpers/redis.js';
@@ -143,6 +147,33 @@ const SCENARIOS: Array<{ name: string; run(targets: Target[]): Promise<Result> }
   },
 ];
 
+/**
+ * What the lock alone adds to a request: lock + unlock of one upload, in turn, through @tus/server's
+ * MemoryLocker and through tusgate's RedisLocker on the local redis-server. Median and p99 in ms.
+ */
+async function lockCost(redis: RedisServer): Promise<Array<{ locker: string; p50: number; p99: number }>> {
+  const client = new Redis(redis.url);
+  const locker = new RedisLocker(client, () => client.duplicate());
+  const count = QUICK ? 500 : 3000;
+  const measure = async (name: string, lockers: Locker) => {
+    const times: number[] = [];
+    for (let index = 0; index < count; index++) {
+      const started = performance.now();
+      const lock = lockers.newLock(`bench-${index % 16}`);
+      await lock.lock(new AbortController().signal, () => undefined);
+      await lock.unlock();
+      times.push(performance.now() - started);
+    }
+    return { locker: name, p50: median(times), p99: percentile(times, 99) };
+  };
+  try {
+    return [await measure('MemoryLocker', new MemoryLocker()), await measure('RedisLocker', locker)];
+  } finally {
+    await locker.close();
+    client.disconnect();
+  }
+}
+
 async function main() {
   const redis = await startRedis();
   const rgw = await startRadosgw(60_000, 4 * 1024 * MiB);
@@ -153,7 +184,9 @@ async function main() {
     credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
   });
   const results = new Map<string, Map<Setup, Result[]>>();
+  let locks: Awaited<ReturnType<typeof lockCost>> = [];
   try {
+    locks = await lockCost(redis);
     for (const scenario of SCENARIOS) {
       const bySetup = new Map<Setup, Result[]>(SETUPS.map((setup) => [setup, []]));
       results.set(scenario.name, bySetup);
@@ -199,6 +232,8 @@ async function main() {
       lines.push(`| ${scenario} | ${setup} | ${fmt(med(list, 'mbPerSecond'))} | ${fmt(med(list, 'p50'), 2)} | ${fmt(med(list, 'p99'), 2)} | ${versus} |`);
     }
   }
+  lines.push('', 'Lock and unlock of one upload, in turn (what the lock adds to every request):', '', '| locker | p50 ms | p99 ms |', '|---|---|---|');
+  for (const { locker, p50, p99 } of locks) lines.push(`| ${locker} | ${fmt(p50, 3)} | ${fmt(p99, 3)} |`);
   const report = `${lines.join('\n')}\n`;
   await fs.writeFile(path.join(ROOT, 'bench', QUICK ? 'results-scale-out-quick.md' : 'results-scale-out.md'), report);
   process.stdout.write(report);
