@@ -111,7 +111,8 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
     const head = await tus(cluster.urls[0]!, token).head(`${cluster.urls[0]}${path}`);
     const waited = Date.now() - started;
     expect(head.status).to.equal(200);
-    expect(waited, 'waited for the lease of the dead process').to.be.below(12_000);
+    // The lease is 10 s; the rest is slack for a loaded machine.
+    expect(waited, 'waited for the lease of the dead process').to.be.below(13_000);
     const offset = Number(head.headers['upload-offset']);
     expect(offset).to.be.within(0, 700 * 1024);
     const rest = await tus(cluster.urls[1]!, token).patch(`${cluster.urls[1]}${path}`, offset, file.subarray(offset));
