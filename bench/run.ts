@@ -4,6 +4,8 @@
 //
 //   npm run bench              full run (a few minutes)
 //   npm run bench -- --quick   small sizes, for a smoke check
+//   npm run bench -- --tsx     run the servers from their TypeScript sources under tsx (as `npm
+//                              start` does) instead of as bundles on plain Node (as in production)
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,10 +14,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
+import { buildServer } from '../scripts/build.js';
 import { legacyUpload, pool, upload, type Target } from './driver.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const QUICK = process.argv.includes('--quick');
+const TSX = process.argv.includes('--tsx');
 const ROUNDS = QUICK ? 1 : 3;
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -50,11 +54,29 @@ interface Running {
   dataDir: string;
 }
 
+const SOURCES: Record<ServerName, string> = {
+  tusgate: 'server/main.ts',
+  hooks: 'server/main.ts',
+  bare: 'bench/servers/bare-tus.ts',
+  ceiling: 'bench/servers/pipe-to-disk.ts',
+};
+/** Every server is bundled the same way (scripts/build.ts), so that none pays for a loader. */
+const bundles = new Map<string, Promise<string>>();
+function bundleOf(source: string): Promise<string> {
+  let built = bundles.get(source);
+  if (!built) {
+    built = buildServer(path.join(ROOT, 'bench', 'out', `${path.basename(source, '.ts')}.mjs`), source);
+    bundles.set(source, built);
+  }
+  return built;
+}
+
 async function startServer(name: ServerName, port: number): Promise<Running> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `tusgate-bench-${name}-`));
-  const script = { tusgate: 'server/main.ts', hooks: 'server/main.ts', bare: 'bench/servers/bare-tus.ts', ceiling: 'bench/servers/pipe-to-disk.ts' }[name];
+  const script = SOURCES[name];
   const hooks = name === 'hooks' ? { HOOKS_URL: hookReceiverUrl, HOOKS_SECRET: SECRET } : {};
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const args = TSX ? ['--import', 'tsx', script] : [await bundleOf(script)];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -251,7 +273,7 @@ async function main() {
   }
   receiver.close();
   process.stdout.write(`hook deliveries received: ${hookDeliveries}\n`);
-  const out = ONLY ? `results-${ONLY.replace(/[^a-z0-9]+/gi, '-')}.md` : QUICK ? 'results-quick.md' : 'results.md';
+  const out = ONLY ? `results-${ONLY.replace(/[^a-z0-9]+/gi, '-')}.md` : QUICK ? 'results-quick.md' : TSX ? 'results-tsx.md' : 'results.md';
   await fs.writeFile(path.join(ROOT, 'bench', out), report(results));
   process.stdout.write(report(results));
 }
@@ -267,7 +289,7 @@ function report(results: Map<string, Map<ServerName, Measurement[]>>): string {
     '',
     `${new Date().toISOString()} · ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length} · ${(os.totalmem() / GiB).toFixed(0)} GiB · Node ${process.version} · ${os.platform()} ${os.release()}`,
     '',
-    `Medians of ${ROUNDS} rounds; servers alternate within each round. tusgate runs with JWT auth and SHA-256 on; "bare" is @tus/server + @tus/file-store; "ceiling" pipes request bodies to disk.`,
+    `Medians of ${ROUNDS} rounds; servers alternate within each round. tusgate runs with JWT auth and SHA-256 on; "bare" is @tus/server + @tus/file-store; "ceiling" pipes request bodies to disk. ${TSX ? 'Servers run from their TypeScript sources under tsx.' : 'Servers run as esbuild bundles (scripts/build.ts) on plain Node.'}`,
     '',
     '| scenario | server | MB/s | uploads/s | p50 ms | p99 ms | final PATCH ms | peak RSS MiB | tusgate/bare | tusgate/ceiling |',
     '|---|---|---|---|---|---|---|---|---|---|',

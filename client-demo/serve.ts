@@ -1,7 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as esbuild from 'esbuild';
 import { Router, type Response } from 'express';
 import type { DemoConfig } from './browser/types.js';
 
@@ -10,7 +9,15 @@ import type { DemoConfig } from './browser/types.js';
 // `git pull`, and no install script has to be trusted (npm may be run with --ignore-scripts).
 // A build takes well under a second; servers and tests that never serve /demo/ never pay for it.
 
-const BROWSER_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'browser');
+/**
+ * Set (relative to the bundle's URL) when the server runs as a bundle (scripts/build.ts), whose
+ * `import.meta.url` is not this file's.
+ */
+declare const TUSGATE_BROWSER_DIR: string | undefined;
+const BROWSER_DIR =
+  typeof TUSGATE_BROWSER_DIR === 'string'
+    ? fileURLToPath(new URL(TUSGATE_BROWSER_DIR, import.meta.url))
+    : path.join(path.dirname(fileURLToPath(import.meta.url)), 'browser');
 
 /**
  * Everything comes from this origin. Two exceptions, each for one need: `'wasm-unsafe-eval'` lets
@@ -39,6 +46,8 @@ interface Asset {
 let bundle: Promise<Map<string, Asset>> | undefined;
 
 async function build(): Promise<Map<string, Asset>> {
+  // Loaded here, not with the server: a process that never serves the page never holds esbuild.
+  const esbuild = await import('esbuild');
   const result = await esbuild.build({
     entryPoints: {
       app: path.join(BROWSER_DIR, 'main.ts'),

@@ -13,8 +13,10 @@ function safeDecode(segment: string): string {
 /** The matched route with its parameters named (`/files/:id`), so label values stay few. */
 function routeLabel(req: Request): string {
   if (!req.route) return 'unmatched';
-  const names = new Map(Object.entries(req.params ?? {}).map(([name, value]) => [String(value), name]));
   const path = `${req.baseUrl}${req.path}`.replace(/\/+$/, '') || '/';
+  const params = Object.entries(req.params ?? {});
+  if (params.length === 0) return path;
+  const names = new Map(params.map(([name, value]) => [String(value), name]));
   return path
     .split('/')
     .map((segment) => {

@@ -12,6 +12,8 @@ import { TusgateS3Store } from './s3-store.js';
  * actually stored. Local disk can do more than object storage; the optional parts say what.
  */
 export interface ByteStore extends DataStore {
+  /** DataStore's write; `observe` sees every chunk, in order, as the store takes it (the running hash). */
+  write(readable: Readable, id: string, offset: number, observe?: (chunk: Buffer) => void): Promise<number>;
   /** Bytes [start, end) of an upload: of any upload on disk, of completed ones only on S3. */
   readRange(id: string, start: number, end: number): Readable;
   storedBytes(id: string): Promise<number>;

@@ -2,13 +2,94 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FileStore } from '@tus/file-store';
-import { ERRORS, type KvStore, type Upload } from '@tus/utils';
+import { FileConfigstore, FileStore } from '@tus/file-store';
+import { ERRORS, isPathInsideDirectory, type KvStore, type Upload } from '@tus/utils';
 import type { ByteStore } from './byte-store.js';
 
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 export const STORAGE_FULL = { status_code: 507, body: 'Insufficient Storage: the server has no room for these bytes now\n' };
+
+/**
+ * @tus/file-store's upload info (`<id>.json` next to each data file), with a write-through cache of
+ * each document's text. @tus/file-store reads the info on every HEAD and PATCH (and a creation reads
+ * it back for its Upload-Expires), and this process is its only writer, so a hit parses the same
+ * JSON that reading the file would, without the four file-system calls.
+ */
+export class CachedConfigstore implements KvStore<Upload> {
+  private readonly cache = new Map<string, string>();
+  /**
+   * Counts the starts and ends of writes and removals: a read of the file that overlapped one may
+   * have seen the old or a half-written document, and is returned but not cached.
+   */
+  private changes = 0;
+
+  constructor(private readonly files: KvStore<Upload>, private readonly maxEntries = 10_000) {}
+
+  async get(key: string): Promise<Upload | undefined> {
+    const text = this.cache.get(key);
+    if (text !== undefined) return JSON.parse(text) as Upload;
+    const before = this.changes;
+    const value = await this.files.get(key);
+    if (value !== undefined && this.changes === before) this.remember(key, JSON.stringify(value));
+    return value;
+  }
+
+  async set(key: string, value: Upload): Promise<void> {
+    this.changes++;
+    this.cache.delete(key);
+    const text = JSON.stringify(value);
+    try {
+      await this.files.set(key, value);
+    } finally {
+      this.changes++;
+    }
+    this.remember(key, text);
+  }
+
+  async delete(key: string): Promise<void> {
+    this.changes++;
+    this.cache.delete(key);
+    try {
+      await this.files.delete(key);
+    } finally {
+      this.changes++;
+    }
+  }
+
+  async list(): Promise<string[]> {
+    return (await this.files.list?.()) ?? [];
+  }
+
+  private remember(key: string, text: string): void {
+    this.cache.delete(key);
+    // Oldest first: an entry evicted here is read from its file again when next asked for.
+    if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(key, text);
+  }
+}
+
+type WriteCallback = (error?: Error | null) => void;
+
+/**
+ * Lets `observe` see each chunk, in order, as `file` hands it to the file system: just after the
+ * write is issued, so that observing (hashing) runs while the write is under way instead of before
+ * it, and with no stream in between.
+ */
+function observeWrites(file: fs.WriteStream, observe: (chunk: Buffer) => void): void {
+  const write = file._write;
+  file._write = function (this: fs.WriteStream, chunk: Buffer, encoding: BufferEncoding, callback: WriteCallback) {
+    write.call(this, chunk, encoding, callback);
+    observe(chunk);
+  };
+  const writev = file._writev;
+  if (writev) {
+    file._writev = function (this: fs.WriteStream, chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, callback: WriteCallback) {
+      writev.call(this, chunks, callback);
+      for (const { chunk } of chunks) observe(chunk);
+    };
+  }
+}
 
 /**
  * @tus/file-store with the few extra operations tusgate needs: a byte range (to rebuild a running
@@ -18,17 +99,22 @@ export const STORAGE_FULL = { status_code: 507, body: 'Insufficient Storage: the
 export class TusgateFileStore extends FileStore implements ByteStore {
   readonly readsIncomplete = true;
 
-  /** @param metadata where each upload's tus metadata lives; by default JSON files beside the data */
+  /**
+   * @param metadata where each upload's tus metadata lives (shared state when several processes
+   *   write it); by default JSON files beside the data, cached, this process being their only writer
+   */
   constructor(readonly dataDirectory: string, metadata?: KvStore<Upload>) {
-    super({ directory: dataDirectory, configstore: metadata });
+    super({ directory: dataDirectory, configstore: metadata ?? new CachedConfigstore(new FileConfigstore(dataDirectory)) });
   }
 
   /**
    * Appends a stream at `offset`, as @tus/file-store does, but keeps the reason of a failure: a
-   * full disk is the client's cue to wait (507), not a server bug (500).
+   * full disk is the client's cue to wait (507), not a server bug (500). `observe` sees every chunk
+   * as it is written (the running hash is advanced there, with no extra stream hop).
    */
-  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+  override async write(readable: Readable, id: string, offset: number, observe?: (chunk: Buffer) => void): Promise<number> {
     const file = fs.createWriteStream(this.dataPath(id), { flags: 'r+', start: offset });
+    if (observe) observeWrites(file, observe);
     try {
       await pipeline(readable, file);
     } catch (error) {
@@ -38,9 +124,24 @@ export class TusgateFileStore extends FileStore implements ByteStore {
     return offset + file.bytesWritten;
   }
 
-  override async create(upload: Parameters<FileStore['create']>[0]) {
+  /**
+   * As @tus/file-store creates an upload (an empty data file, then its info), without asking for
+   * the directory on every creation: it is made only when the data file cannot be created without it.
+   */
+  override async create(upload: Upload): Promise<Upload> {
     try {
-      return await super.create(upload);
+      const filePath = path.join(this.directory, upload.id);
+      if (!isPathInsideDirectory(this.directory, filePath)) throw ERRORS.FILE_NOT_FOUND;
+      try {
+        await fs.promises.writeFile(filePath, '');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        await fs.promises.mkdir(path.dirname(filePath), { recursive: true });
+        await fs.promises.writeFile(filePath, '');
+      }
+      await this.configstore.set(upload.id, upload);
+      upload.storage = { type: 'file', path: filePath };
+      return upload;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOSPC') throw STORAGE_FULL;
       throw error;

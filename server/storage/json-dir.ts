@@ -14,6 +14,13 @@ export interface DocStore<T> {
 }
 
 /**
+ * Temporary files are named by a random tag made once per process and a count of this process's
+ * writes: as unique as a random name per write, without asking the system for randomness each time.
+ */
+const PROCESS_TAG = randomBytes(6).toString('hex');
+let writes = 0;
+
+/**
  * A directory of small JSON documents, one file per key. Writes go to a temporary file that is
  * renamed over the old one, so a crash leaves either the old or the new document, never half of one.
  * Keys are server-made ids; anything else is refused, so no client text becomes a path.
@@ -42,7 +49,7 @@ export class JsonDirectory<T> implements DocStore<T> {
 
   async set(key: string, value: T): Promise<void> {
     const target = this.file(key);
-    const temporary = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    const temporary = `${target}.${PROCESS_TAG}-${(writes++).toString(36)}.tmp`;
     await fs.writeFile(temporary, JSON.stringify(value));
     await fs.rename(temporary, target);
   }

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { S3Store, type MetadataValue } from '@tus/s3-store';
 import { ERRORS, type Upload } from '@tus/utils';
 import type { ByteStore } from './byte-store.js';
+import { observed } from './observed.js';
 
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -132,7 +133,8 @@ export class TusgateS3Store extends S3Store implements ByteStore {
     });
   }
 
-  override write(src: Readable, id: string, offset: number): Promise<number> {
+  override write(src: Readable, id: string, offset: number, observe?: (chunk: Buffer) => void): Promise<number> {
+    if (observe) src = observed(src, observe);
     return this.mapped(async () => {
       try {
         return await super.write(src, id, offset);

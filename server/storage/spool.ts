@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { observed } from './observed.js';
 
 /** One request body kept on local disk until it may go to storage that cannot take bytes back. */
 export class Spool {
@@ -12,8 +13,9 @@ export class Spool {
     this.path = path.join(directory, `spool-${randomUUID()}`);
   }
 
-  async fill(source: Readable): Promise<void> {
-    await pipeline(source, fs.createWriteStream(this.path));
+  /** Writes the whole of `source`; `observe` sees each chunk on its way. */
+  async fill(source: Readable, observe: (chunk: Buffer) => void): Promise<void> {
+    await pipeline(observed(source, observe), fs.createWriteStream(this.path));
   }
 
   read(): Readable {

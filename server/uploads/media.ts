@@ -1,6 +1,6 @@
 import { imageSize } from 'image-size';
 import { parseFromTokenizer } from 'music-metadata';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { fromBlob, fromBuffer } from 'strtok3';
 import { baseType } from './content-type.js';
 import { mp4MovieDuration } from './mp4-duration.js';
@@ -23,7 +23,7 @@ export const MEDIA_HEAD_BYTES = 512 * 1024;
 
 export interface MediaSource {
   size: number;
-  /** The first min(size, MEDIA_HEAD_BYTES) bytes. */
+  /** The file's first bytes: at least `mediaHeadBytes(type, size)` of them. */
   head: Buffer;
   readRange(start: number, end: number): Readable;
 }
@@ -93,7 +93,7 @@ async function probeTimed(type: string, source: MediaSource, limits: MediaLimits
   const facts: MediaFacts = {};
   let duration = format.duration;
   if (duration === undefined && (extension === '.mp4' || extension === '.mov' || extension === '.m4a')) {
-    duration = await mp4MovieDuration(source.size, whole ? (start, end) => Readable.from([source.head.subarray(start, end)]) : source.readRange);
+    duration = await mp4MovieDuration(source.size, whole ? (start, end) => source.head.subarray(start, end) : source.readRange);
   }
   if (duration !== undefined && Number.isFinite(duration)) facts.duration = Math.round(duration * 1000) / 1000;
   if (format.codec) facts.codec = format.codec;
@@ -110,6 +110,20 @@ async function probeTimed(type: string, source: MediaSource, limits: MediaLimits
   return { ok: true, facts };
 }
 
+const isTimed = (type: string) => type.startsWith('audio/') || type.startsWith('video/') || type === 'application/ogg';
+
+/**
+ * How many of the file's first bytes `probeMedia` needs in `source.head` for a verified type: an
+ * image's header (up to MEDIA_HEAD_BYTES), or the whole of an audio or video file small enough to be
+ * parsed from memory. Larger audio and video are parsed from the file, other types not at all.
+ */
+export function mediaHeadBytes(verifiedType: string, size: number): number {
+  const type = baseType(verifiedType);
+  if (type.startsWith('image/')) return Math.min(size, MEDIA_HEAD_BYTES);
+  if (isTimed(type)) return size <= MEDIA_HEAD_BYTES ? size : 0;
+  return 0;
+}
+
 /**
  * Reads the facts of a verified media file (dimensions of an image, duration of audio or video) and
  * checks them against the configured limits. Other types pass with no facts.
@@ -117,6 +131,6 @@ async function probeTimed(type: string, source: MediaSource, limits: MediaLimits
 export async function probeMedia(verifiedType: string, source: MediaSource, limits: MediaLimits): Promise<MediaVerdict> {
   const type = baseType(verifiedType);
   if (type.startsWith('image/')) return probeImage(source, limits);
-  if (type.startsWith('audio/') || type.startsWith('video/') || type === 'application/ogg') return probeTimed(type, source, limits);
+  if (isTimed(type)) return probeTimed(type, source, limits);
   return { ok: true, facts: {} };
 }

@@ -4,12 +4,15 @@ import type { Readable } from 'node:stream';
  * The duration an ISO base media file (MP4, MOV, M4A, 3GP) declares in its movie header (`mvhd`),
  * found by walking box headers with random access: the `moov` box may be at the start or the end,
  * and the `mdat` before it is skipped, not read. music-metadata derives a duration from audio tracks
- * only; this covers video without sound.
+ * only; this covers video without sound. `readRange` gives bytes [start, end) as a stream, or as a
+ * buffer when the caller holds the whole file.
  */
-export async function mp4MovieDuration(size: number, readRange: (start: number, end: number) => Readable): Promise<number | undefined> {
+export async function mp4MovieDuration(size: number, readRange: (start: number, end: number) => Readable | Buffer): Promise<number | undefined> {
   const read = async (start: number, length: number): Promise<Buffer> => {
+    const range = readRange(start, Math.min(size, start + length));
+    if (Buffer.isBuffer(range)) return range;
     const chunks: Buffer[] = [];
-    for await (const chunk of readRange(start, Math.min(size, start + length))) chunks.push(chunk as Buffer);
+    for await (const chunk of range) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);
   };
   /** [offset of the body, end of the box] of the first box of `type` in [start, end). */

@@ -26,13 +26,15 @@ const HOUR_MS = 3600_000;
 export class QuotaTracker implements Quota {
   private readonly active = new Map<string, Set<string>>();
   private readonly creations = new Map<string, number[]>();
+  /** Users whose creation times may be out of order (restored ones, or a clock that went back). */
+  private readonly unsorted = new Set<string>();
 
   constructor(private readonly limits: QuotaLimits, private readonly now: () => number = Date.now) {}
 
   /** Re-registers an incomplete upload found at start-up. */
   restore(user: string, uploadId: string, createdAt: number): void {
     this.activeSet(user).add(uploadId);
-    if (this.now() - createdAt < HOUR_MS) this.creationTimes(user).push(createdAt);
+    if (this.now() - createdAt < HOUR_MS) this.record(user, this.creationTimes(user), createdAt);
   }
 
   admit(user: string, uploadId: string): Admission {
@@ -44,7 +46,7 @@ export class QuotaTracker implements Quota {
     if (times.length >= this.limits.perHour) {
       return { ok: false, reason: 'rate', retryAfterSeconds: Math.max(1, Math.ceil((times[0]! - cutoff) / 1000)) };
     }
-    times.push(this.now());
+    this.record(user, times, this.now());
     active.add(uploadId);
     return { ok: true };
   }
@@ -72,10 +74,16 @@ export class QuotaTracker implements Quota {
     return set;
   }
 
+  /** The user's creation times in the last hour or so, oldest first. */
   private creationTimes(user: string): number[] {
     let times = this.creations.get(user);
     if (!times) this.creations.set(user, (times = []));
-    times.sort((a, b) => a - b);
+    if (this.unsorted.delete(user)) times.sort((a, b) => a - b);
     return times;
+  }
+
+  private record(user: string, times: number[], at: number): void {
+    if (times.length > 0 && at < times[times.length - 1]!) this.unsorted.add(user);
+    times.push(at);
   }
 }

@@ -1,6 +1,6 @@
 import type { Hash } from 'node:crypto';
 import os from 'node:os';
-import { pipeline, Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { DataStore, ERRORS, type Locker, type Upload } from '@tus/utils';
 import { withLocks } from '../tus/locks.js';
 import type { ByteStore } from '../storage/byte-store.js';
@@ -8,7 +8,7 @@ import { Spool } from '../storage/spool.js';
 import { ChecksumVerifier } from './checksum.js';
 import { checkContent, CONTENT_HEAD_BYTES } from './content-type.js';
 import { parseSha256, reprDigest } from './digest.js';
-import { MEDIA_HEAD_BYTES, probeMedia, type MediaLimits } from './media.js';
+import { MEDIA_HEAD_BYTES, mediaHeadBytes, probeMedia, type MediaLimits } from './media.js';
 import type { FailureReason, UploadEvents } from './events.js';
 import type { Quota } from './quota.js';
 import { isPartial, type RecordStore, type UploadRecord } from './records.js';
@@ -40,6 +40,9 @@ export interface VerifyingStoreOptions {
   /** Where request bodies wait for their checksum, for storage that cannot truncate (default: the OS's). */
   spoolDir?: string;
 }
+
+/** Up to this size, a file written whole by one request is kept in memory as it passes (see `finish`). */
+const PASSING_HEAD_BYTES = 64 * 1024;
 
 async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -185,14 +188,15 @@ export class VerifyingStore extends DataStore {
     const checksum = context?.checksum && new ChecksumVerifier(context.checksum);
     const before = checksum && hash?.copy();
     let hashed = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        hash?.update(chunk);
-        checksum?.update(chunk);
-        hashed += chunk.length;
-        done(null, chunk);
-      },
-    });
+    // A small file's bytes are kept as they pass, when this request starts it: its completion then
+    // needs no read of the file's head.
+    const head: Buffer[] | undefined = offset === 0 && size !== undefined && size <= PASSING_HEAD_BYTES ? [] : undefined;
+    const observe = (chunk: Buffer) => {
+      hash?.update(chunk);
+      checksum?.update(chunk);
+      hashed += chunk.length;
+      head?.push(chunk);
+    };
     let sourceError: unknown;
     readable.once('error', (error) => (sourceError = error));
     // Storage that cannot take bytes back (S3) gets a request with a checksum only once it is
@@ -201,10 +205,10 @@ export class VerifyingStore extends DataStore {
     let newOffset = offset;
     try {
       if (spool && checksum) {
-        await spool.fill(pipeline(readable, tap, () => {}));
+        await spool.fill(readable, observe);
         if (checksum.matches()) newOffset = await this.bytes.write(spool.read(), id, offset);
       } else {
-        newOffset = await this.bytes.write(pipeline(readable, tap, () => {}), id, offset);
+        newOffset = await this.bytes.write(readable, id, offset, observe);
       }
     } catch (error) {
       if (size === undefined && (sourceError as Partial<HttpError> | undefined)?.status_code === 413) {
@@ -231,7 +235,7 @@ export class VerifyingStore extends DataStore {
     if (hashed > 0) this.options.events.emit('received', hashed);
     record.lastWriteAt = new Date().toISOString();
     if (size !== undefined && newOffset === size) {
-      await this.finish(record, newOffset, hash);
+      await this.finish(record, newOffset, hash, head && hashed === newOffset ? Buffer.concat(head, hashed) : undefined);
     } else {
       await this.records.set(record);
       this.announceExpiry(record);
@@ -337,23 +341,31 @@ export class VerifyingStore extends DataStore {
       this.hashes.forget(record.id);
       return;
     }
-    // The tap hashes a chunk just before the file stream takes it; keep the state only when the
-    // bytes on disk are exactly the bytes hashed, else rebuild it from disk on the next write.
+    // A chunk is hashed as the store takes it; keep the state only when the bytes stored are
+    // exactly the bytes hashed, else rebuild it (or take the digest from the finished object).
     if (hash && stored === hashedTo) this.hashes.advance(record.id, hash, stored);
     else this.hashes.forget(record.id);
     record.lastWriteAt = new Date().toISOString();
     await this.records.set(record);
   }
 
-  /** Decides the verdict on a fully stored upload, records it, and removes the upload if it fails. */
-  private async finish(record: UploadRecord, size: number, hash?: Hash): Promise<void> {
+  /**
+   * Decides the verdict on a fully stored upload, records it, and removes the upload if it fails.
+   * `whole` is the file's content when the caller has it (a small file written in one request).
+   */
+  private async finish(record: UploadRecord, size: number, hash?: Hash, whole?: Buffer): Promise<void> {
     const running = hash ?? (await this.hashes.at(record.id, size, (end) => this.bytes.readRange(record.id, 0, end)));
     record.sha256 = running.digest('hex');
     record.size = size;
     this.hashes.forget(record.id);
-    // One read of the file's head serves the magic numbers, the image header, and the whole of a
-    // small file's media parse: completion costs the same few syscalls whatever the file's size.
-    const head = await readAll(this.bytes.readRange(record.id, 0, Math.min(size, MEDIA_HEAD_BYTES)));
+    // One read of the file's head serves the magic numbers and, for a small file, every later check
+    // (its media parse included); a larger file's head is read only as far as its checks need: the
+    // magic numbers, then an image's header. Completion costs the same few syscalls whatever the
+    // file's size, and holds no more of it in memory than it reads.
+    let head =
+      whole?.length === size && size <= MEDIA_HEAD_BYTES
+        ? whole
+        : await readAll(this.bytes.readRange(record.id, 0, size <= MEDIA_HEAD_BYTES ? size : CONTENT_HEAD_BYTES));
     if (record.declaredType) {
       const verdict = await checkContent(record.declaredType, head.subarray(0, CONTENT_HEAD_BYTES));
       if (verdict.ok) record.verifiedType = verdict.verifiedType;
@@ -362,6 +374,8 @@ export class VerifyingStore extends DataStore {
       record.verifiedType = 'application/octet-stream';
     }
     if (record.contentMismatch === undefined) {
+      const wanted = mediaHeadBytes(record.verifiedType!, size);
+      if (head.length < wanted) head = Buffer.concat([head, await readAll(this.bytes.readRange(record.id, head.length, wanted))]);
       const media = await probeMedia(
         record.verifiedType!,
         { size, head, readRange: (start, end) => this.bytes.readRange(record.id, start, end) },

@@ -26,11 +26,14 @@ export interface RunningServer {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | string>;
 }
 
-/** Runs `node --import tsx server/main.ts` as `npm start` does, with a clean tusgate environment. */
-export function runServer(env: Record<string, string>): RunningServer {
+/**
+ * Runs `node --import tsx server/main.ts` as `npm start` does (or node with other `args`: a built
+ * bundle), with a clean tusgate environment.
+ */
+export function runServer(env: Record<string, string>, args = ['--import', 'tsx', 'server/main.ts']): RunningServer {
   const base: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!TUSGATE_VARIABLES.test(name)) base[name] = value;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+  const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
