@@ -2,7 +2,7 @@
 // loader (tsx) that `npm start` uses. Dependencies stay in node_modules (they are imported, not
 // bundled), so the output must live inside the repository.
 //
-//   npm run build                      writes dist/tusgate.mjs (and its source map)
+//   npm run build                      writes dist/tusgate.mjs, chunks beside it, and source maps
 //   node dist/tusgate.mjs              runs it, configured by the environment as `npm start` is
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -20,8 +20,14 @@ export async function buildServer(outfile = DEFAULT_OUTFILE, entry = 'server/mai
   const browserDir = path.relative(path.dirname(outfile), path.join(ROOT, 'client-demo', 'browser')).split(path.sep).join('/');
   await esbuild.build({
     absWorkingDir: ROOT,
-    entryPoints: [entry],
-    outfile,
+    entryPoints: { [path.basename(outfile, '.mjs')]: entry },
+    outdir: path.dirname(outfile),
+    outExtension: { '.js': '.mjs' },
+    // Modules imported only when configured (the Redis state, the S3 store and their clients) stay
+    // in chunks of their own, loaded on demand. Chunks sit beside the entry, so paths relative to
+    // the bundle hold in every one of them.
+    splitting: true,
+    chunkNames: '[name]-[hash]',
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -15,7 +15,7 @@ import { preCreateHook } from './hooks/pre-create.js';
 import { healthRouter } from './ops/health.js';
 import { createLogger, requestLogger } from './ops/logging.js';
 import { Metrics } from './ops/metrics.js';
-import { isTemporary } from './redis/connection.js';
+import { isTemporary } from './redis/unavailable.js';
 import { openByteStore, storageChecks } from './storage/byte-store.js';
 import { scratchDirectory } from './storage/scratch.js';
 import { Concatenation } from './tus/concat.js';

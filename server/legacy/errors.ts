@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { isTemporary } from '../redis/connection.js';
+import { isTemporary } from '../redis/unavailable.js';
 
 /** One item of a FastAPI/pydantic-v1 422 body, the shape legacy clients were written against. */
 export interface ValidationItem {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { DocStore } from '../storage/json-dir.js';
-import { shared } from './connection.js';
+import { shared } from './unavailable.js';
 
 /**
  * Small JSON documents in Redis: one string key each (`<namespace>:<key>`), plus a set of the keys

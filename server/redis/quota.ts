@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Admission, Quota, QuotaLimits } from '../uploads/quota.js';
-import { shared } from './connection.js';
+import { shared } from './unavailable.js';
 
 const HOUR_MS = 3600_000;
 

@@ -4,7 +4,6 @@ import type { DataStore, KvStore, Upload } from '@tus/utils';
 import type { Config } from '../config.js';
 import { TusgateFileStore } from './file-store.js';
 import { scratchDirectory } from './scratch.js';
-import { TusgateS3Store } from './s3-store.js';
 
 /**
  * What tusgate needs of the store that holds upload bytes, beyond @tus/server's DataStore: reading
@@ -31,6 +30,8 @@ export interface ByteStore extends DataStore {
  */
 export async function openByteStore(config: Config, uploadMetadata?: KvStore<Upload>): Promise<ByteStore> {
   if (config.STORAGE === 'file') return new TusgateFileStore(path.resolve(config.DATA_DIR, 'uploads'), uploadMetadata);
+  // Loaded only when configured: file storage never loads the AWS SDK (about 20 MiB).
+  const { TusgateS3Store } = await import('./s3-store.js');
   const store = new TusgateS3Store({
     bucket: config.S3_BUCKET!,
     endpoint: config.S3_ENDPOINT,
@@ -46,5 +47,6 @@ export async function openByteStore(config: Config, uploadMetadata?: KvStore<Upl
 
 /** /ready checks of the byte store beyond DATA_DIR being writable: the bucket, on S3. */
 export function storageChecks(store: ByteStore): Record<string, () => Promise<void>> {
-  return store instanceof TusgateS3Store ? { s3: () => store.ping() } : {};
+  const bucket = store as ByteStore & { ping?: () => Promise<void> };
+  return bucket.ping ? { s3: () => bucket.ping!() } : {};
 }

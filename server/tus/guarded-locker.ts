@@ -1,5 +1,5 @@
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils';
-import { Unavailable } from '../redis/connection.js';
+import { Unavailable } from '../redis/unavailable.js';
 
 export const UPLOAD_LOCKED = {
   status_code: 423,

@@ -1,0 +1,29 @@
+/**
+ * Shared state could not be read or written: the request is refused before anything is stored, with
+ * a status every client retries (tus-js-client retries any 5xx). Carries both the `status_code`/`body`
+ * @tus/server answers with and the `status` express error handlers read.
+ */
+export class Unavailable extends Error {
+  readonly status = 503;
+  readonly status_code = 503;
+  readonly body = 'Service Unavailable: shared state (Redis) is unreachable; retry shortly\n';
+
+  constructor(cause?: unknown) {
+    super('shared state (Redis) is unreachable', { cause });
+  }
+}
+
+/** An error that says "not now" rather than "broken": shared state unreachable (503), upload locked (423). */
+export function isTemporary(error: unknown): boolean {
+  const status = (error as { status_code?: number } | null)?.status_code;
+  return status === 503 || status === 423;
+}
+
+/** Runs one operation on shared state; any failure of it becomes `Unavailable`. */
+export async function shared<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    throw error instanceof Unavailable ? error : new Unavailable(error);
+  }
+}
