@@ -15,7 +15,7 @@ import { preCreateHook } from './hooks/pre-create.js';
 import { healthRouter } from './ops/health.js';
 import { createLogger, requestLogger } from './ops/logging.js';
 import { Metrics } from './ops/metrics.js';
-import { isTemporary } from './redis/unavailable.js';
+import { answerRetryLater, isTemporary } from './redis/unavailable.js';
 import { openByteStore, storageChecks } from './storage/byte-store.js';
 import { scratchDirectory } from './storage/scratch.js';
 import { Concatenation } from './tus/concat.js';
@@ -163,7 +163,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
       return;
     }
     if (isTemporary(error) && !res.headersSent) {
-      res.status(503).set('Retry-After', '1').json({ detail: 'Service temporarily unavailable, please retry' });
+      answerRetryLater(res);
       return;
     }
     logger.error({ err: error, requestId: req.id }, 'unhandled error');

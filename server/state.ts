@@ -1,4 +1,3 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { MemoryLocker } from '@tus/server';
 import type { KvStore, Locker, Upload } from '@tus/utils';
@@ -50,7 +49,6 @@ export async function localState(config: Config): Promise<UploadState> {
 }
 
 export async function uploadState(config: Config, logger: Logger): Promise<UploadState> {
-  await fs.mkdir(path.resolve(config.DATA_DIR, 'uploads'), { recursive: true });
   if (!config.REDIS_URL) return localState(config);
   // Loaded only when configured: one process on local state never loads the Redis client.
   const { redisState } = await import('./redis/state.js');

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { isTemporary } from '../redis/unavailable.js';
+import { answerRetryLater, isTemporary } from '../redis/unavailable.js';
 
 /** One item of a FastAPI/pydantic-v1 422 body, the shape legacy clients were written against. */
 export interface ValidationItem {
@@ -54,7 +54,7 @@ export function legacyErrorHandler(logger: Logger) {
     if (status && status >= 400 && status < 500) return next(error);
     if (isTemporary(error)) {
       // Shared state away or the upload busy past the lock wait: nothing was changed; try again.
-      res.status(503).set('Retry-After', '1').json({ detail: 'Service temporarily unavailable, please retry' });
+      answerRetryLater(res);
       return;
     }
     logger.error({ err: error, requestId: req.id, uploadId: req.uploadId }, 'legacy request failed');

@@ -1,3 +1,5 @@
+import type { Response } from 'express';
+
 /**
  * Shared state could not be read or written: the request is refused before anything is stored, with
  * a status every client retries (tus-js-client retries any 5xx). Carries both the `status_code`/`body`
@@ -17,6 +19,11 @@ export class Unavailable extends Error {
 export function isTemporary(error: unknown): boolean {
   const status = (error as { status_code?: number } | null)?.status_code;
   return status === 503 || status === 423;
+}
+
+/** The answer to a temporary error on the express routes: nothing was changed; try again shortly. */
+export function answerRetryLater(res: Response): void {
+  res.status(503).set('Retry-After', '1').json({ detail: 'Service temporarily unavailable, please retry' });
 }
 
 /** Runs one operation on shared state; any failure of it becomes `Unavailable`. */

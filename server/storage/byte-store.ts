@@ -1,3 +1,4 @@
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { DataStore, KvStore, Upload } from '@tus/utils';
@@ -29,7 +30,11 @@ export interface ByteStore extends DataStore {
  * shared); S3 keeps it in the bucket, beside each object.
  */
 export async function openByteStore(config: Config, uploadMetadata?: KvStore<Upload>): Promise<ByteStore> {
-  if (config.STORAGE === 'file') return new TusgateFileStore(path.resolve(config.DATA_DIR, 'uploads'), uploadMetadata);
+  if (config.STORAGE === 'file') {
+    const directory = path.resolve(config.DATA_DIR, 'uploads');
+    await fs.mkdir(directory, { recursive: true });
+    return new TusgateFileStore(directory, uploadMetadata);
+  }
   // Loaded only when configured: file storage never loads the AWS SDK (about 20 MiB).
   const { TusgateS3Store } = await import('./s3-store.js');
   const store = new TusgateS3Store({

@@ -82,13 +82,9 @@ export class VerifyingStore extends DataStore {
     return this.hashes.at(id, offset, (end) => this.bytes.readRange(id, 0, end));
   }
 
-  private async settled(id: string): Promise<void> {
+  /** Resolves once no write of this process to the upload is in flight (also for GuardedLocker). */
+  async writeSettled(id: string): Promise<void> {
     await this.writing.get(id)?.catch(() => undefined);
-  }
-
-  /** Resolves once no write of this process to the upload is in flight (see GuardedLocker). */
-  writeSettled(id: string): Promise<void> {
-    return this.settled(id);
   }
 
   constructor(
@@ -139,7 +135,7 @@ export class VerifyingStore extends DataStore {
   }
 
   override async getUpload(id: string): Promise<Upload> {
-    await this.settled(id);
+    await this.writeSettled(id);
     const record = await this.records.get(id);
     if (!record) throw ERRORS.FILE_NOT_FOUND;
     const upload = await this.bytes.getUpload(id);
@@ -163,7 +159,7 @@ export class VerifyingStore extends DataStore {
   }
 
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
-    await this.settled(id);
+    await this.writeSettled(id);
     const work = this.writeVerified(readable, id, offset);
     this.writing.set(id, work);
     try {
@@ -255,7 +251,7 @@ export class VerifyingStore extends DataStore {
    * (415, 460) are thrown as from the final write. The caller holds the upload's lock.
    */
   async completeAtOffset(id: string): Promise<void> {
-    await this.settled(id);
+    await this.writeSettled(id);
     const record = await this.records.get(id);
     if (!record) throw ERRORS.FILE_NOT_FOUND;
     if (record.state !== 'uploading') return;
