@@ -166,11 +166,16 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
     expect(JSON.parse(during[3]!.text).checks.redis).to.match(/unreachable/);
 
     cluster.redis = await startRedis({ port, dir, appendOnly: true });
-    let head = await tus(cluster.urls[1]!, token).head(`${cluster.urls[1]}${path}`);
-    for (let tries = 0; head.status !== 200 && tries < 50; tries++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      head = await tus(cluster.urls[1]!, token).head(`${cluster.urls[1]}${path}`);
+    // Each process reconnects on its own backoff (at most a second apart): wait until all are ready.
+    for (const url of cluster.urls) {
+      let ready = await request(`${url}/ready`);
+      for (let tries = 0; ready.status !== 200 && tries < 50; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        ready = await request(`${url}/ready`);
+      }
+      expect(ready.status, `${url} ready again`).to.equal(200);
     }
+    const head = await tus(cluster.urls[1]!, token).head(`${cluster.urls[1]}${path}`);
     expect(head.status).to.equal(200);
     expect(head.headers['upload-offset'], 'the refused PATCH stored nothing').to.equal(String(100 * 1024));
     const rest = await tus(cluster.urls[2]!, token).patch(`${cluster.urls[2]}${path}`, 100 * 1024, file.subarray(100 * 1024));
