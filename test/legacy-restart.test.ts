@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { expect } from 'chai';
+import { lastVersion } from '../server/storage/json-dir.js';
 import { request } from './helpers/http.js';
 import { spawnServer, type ServerProcess } from './helpers/process.js';
 import { makeDataDir, signToken, startServer, type TestServer } from './helpers/server.js';
@@ -17,13 +18,13 @@ function textOf(size: number, seed: string): Buffer {
 }
 
 async function readSession(dataDir: string, id: string) {
-  return JSON.parse(await fs.readFile(path.join(dataDir, 'legacy/sessions', `${id}.json`), 'utf8')) as { uploaded_chunks: number[] };
+  return lastVersion<{ uploaded_chunks: number[] }>(await fs.readFile(path.join(dataDir, 'legacy/sessions', `${id}.json`), 'utf8'))!;
 }
 
 /** Rewrites a session document as a crash after recording `chunks` (but before appending) leaves it. */
 async function recordChunks(dataDir: string, id: string, chunks: number[]): Promise<void> {
   const file = path.join(dataDir, 'legacy/sessions', `${id}.json`);
-  const doc = JSON.parse(await fs.readFile(file, 'utf8'));
+  const doc = lastVersion<{ uploaded_chunks: number[] }>(await fs.readFile(file, 'utf8'))!;
   doc.uploaded_chunks = chunks;
   await fs.writeFile(file, JSON.stringify(doc));
 }

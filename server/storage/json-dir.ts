@@ -20,12 +20,49 @@ export interface DocStore<T> {
 const PROCESS_TAG = randomBytes(6).toString('hex');
 let writes = 0;
 
+/** After this many appends to one document file, the next write replaces the file with one version. */
+const COMPACT_AFTER = 64;
+/** How many documents' append counts are remembered (a forgotten count starts again from zero). */
+const COUNTED_KEYS = 10_000;
+
 /**
- * A directory of small JSON documents, one file per key. Writes go to a temporary file that is
- * renamed over the old one, so a crash leaves either the old or the new document, never half of one.
+ * The newest complete version in a document file: the last newline-separated segment that parses.
+ * A version cut short by a crash never parses (JSON text ends with the object's closing brace), so
+ * it is passed over for the one before it.
+ */
+export function lastVersion<T>(text: string): T | undefined {
+  let end = text.length;
+  while (end > 0) {
+    const start = text.lastIndexOf('\n', end - 1) + 1;
+    const segment = text.slice(start, end);
+    if (segment.trim() !== '') {
+      try {
+        return JSON.parse(segment) as T;
+      } catch {
+        // a torn version: take the one before it
+      }
+    }
+    end = start - 1;
+  }
+  return undefined;
+}
+
+/**
+ * A directory of small JSON documents, one file per key. A write appends the new version to the
+ * document's file (each version on a line of its own, a newline before it as well as after, so one
+ * cut short by a crash never runs into the next) and a read takes the last complete one, so a crash
+ * leaves the old or the new document, never half of one. Appending, rather than writing a
+ * temporary file and renaming it over the old one, creates no file after the first version: on
+ * ext4 creating and freeing inodes costs each write ~0.5 ms, an append ~20 µs. Every COMPACT_AFTER
+ * appends the file is replaced (temporary file and rename) by one holding only the newest version.
  * Keys are server-made ids; anything else is refused, so no client text becomes a path.
  */
 export class JsonDirectory<T> implements DocStore<T> {
+  /** Appends since each document's file last held a single version, as far as this process knows. */
+  private readonly appends = new Map<string, number>();
+  /** The write in progress for each document being written. */
+  private readonly writing = new Map<string, Promise<void>>();
+
   constructor(private readonly directory: string) {}
 
   async init(): Promise<void> {
@@ -40,7 +77,7 @@ export class JsonDirectory<T> implements DocStore<T> {
   async get(key: string): Promise<T | undefined> {
     if (!SAFE_KEY.test(key)) return undefined;
     try {
-      return JSON.parse(await fs.readFile(this.file(key), 'utf8')) as T;
+      return lastVersion<T>(await fs.readFile(this.file(key), 'utf8'));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
@@ -49,12 +86,35 @@ export class JsonDirectory<T> implements DocStore<T> {
 
   async set(key: string, value: T): Promise<void> {
     const target = this.file(key);
-    const temporary = `${target}.${PROCESS_TAG}-${(writes++).toString(36)}.tmp`;
-    await fs.writeFile(temporary, JSON.stringify(value));
-    await fs.rename(temporary, target);
+    const text = JSON.stringify(value);
+    // Writes of one document go one at a time: an append racing a rewrite could land in the file
+    // the rename is replacing, and be lost.
+    const previous = this.writing.get(key);
+    const write = previous ? previous.catch(() => undefined).then(() => this.write(key, target, text)) : this.write(key, target, text);
+    this.writing.set(key, write);
+    try {
+      await write;
+    } finally {
+      if (this.writing.get(key) === write) this.writing.delete(key);
+    }
+  }
+
+  private async write(key: string, target: string, text: string): Promise<void> {
+    const appended = this.appends.get(key) ?? 0;
+    this.appends.delete(key);
+    if (appended >= COMPACT_AFTER) {
+      const temporary = `${target}.${PROCESS_TAG}-${(writes++).toString(36)}.tmp`;
+      await fs.writeFile(temporary, text);
+      await fs.rename(temporary, target);
+      return;
+    }
+    await fs.appendFile(target, `\n${text}\n`);
+    if (this.appends.size >= COUNTED_KEYS) this.appends.delete(this.appends.keys().next().value!);
+    this.appends.set(key, appended + 1);
   }
 
   async delete(key: string): Promise<void> {
+    this.appends.delete(key);
     await fs.rm(this.file(key), { force: true });
   }
 
