@@ -4,7 +4,6 @@ import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { metadata, openPatch, request, tus } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
-import { runWithContext } from '../server/uploads/request-context.js';
 import { PNG } from './samples.js';
 
 const digest = (algorithm: string, data: Buffer) => createHash(algorithm).update(data).digest('base64');
@@ -168,7 +167,8 @@ describe('tus 1.0.0 › Protocol Extensions › Checksum', () => {
     setTimeout(() => failing.destroy(new Error('connection reset')), 50);
     const expected = createHash('sha1').update(file.subarray(1000)).digest();
     const context = { requestId: 'test', user: 'alice', responseHeaders: {}, checksum: { algorithm: 'sha1' as const, expected } };
-    const outcome = await runWithContext(context, () => server.tusgate.store.write(failing, idOf(location), 1000)).then(
+    const { store } = server.tusgate;
+    const outcome = await store.contexts.during(idOf(location), context, () => store.write(failing, idOf(location), 1000)).then(
       () => 'written',
       () => 'failed',
     );

@@ -9,7 +9,7 @@ import type { UploadEvents } from '../uploads/events.js';
 import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
 import type { Quota } from '../uploads/quota.js';
-import { runWithContext, type RequestContext } from '../uploads/request-context.js';
+import type { RequestContext } from '../uploads/request-context.js';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
 import { appendReady, withUploadLock } from './assembly.js';
 import { accessDenied, LegacyError, notFound, validationError } from './errors.js';
@@ -160,7 +160,7 @@ export class LegacyService {
         offset: 0,
         metadata: { filename: request.filename, filetype: request.mime_type },
       });
-      await runWithContext(context, () => store.create(upload));
+      await store.contexts.during(id, context, () => store.create(upload));
       await this.sessions.create(session);
     } catch (error) {
       await quota.release(user, id);
@@ -336,7 +336,7 @@ export class LegacyService {
       const expected = parsed === 'invalid' ? declared : parsed;
       let record;
       try {
-        record = await runWithContext(context, () => store.confirm(id, expected));
+        record = await store.contexts.during(id, context, () => store.confirm(id, expected));
       } catch (error) {
         const status = (error as { status_code?: number }).status_code;
         if (status === 460) throw new LegacyError(400, 'Final file hash mismatch');

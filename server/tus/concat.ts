@@ -126,7 +126,7 @@ export class Concatenation {
     Object.assign(context, { uploadId: id, admitted: true, concat: header });
     try {
       // The parts' locks keep a DELETE of a part from cutting the copy short.
-      await withLocks(locker, [id, ...parts.map((part) => part.id)], async () => {
+      await withLocks(store.contexts.lockerFor(locker, context), [id, ...parts.map((part) => part.id)], async () => {
         await store.create(new Upload({ id, size, offset: 0, metadata }));
         const copied = await store.write(concatenated(store, parts), id, 0);
         if (copied !== size) throw new Error(`final upload ${id}: ${copied} of ${size} bytes copied from its parts`);

@@ -5,7 +5,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { CHECKSUM_ALGORITHMS, requestChecksum } from '../uploads/checksum.js';
 import { reprDigest } from '../uploads/digest.js';
 import type { Quota } from '../uploads/quota.js';
-import { runWithContext, type RequestContext } from '../uploads/request-context.js';
+import { attachContext, type RequestContext } from '../uploads/request-context.js';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
 import type { Concatenation } from './concat.js';
 import { uploadLimit } from './ietf-fields.js';
@@ -105,10 +105,9 @@ export function tusDoor(options: TusDoorOptions): Router {
           .catch(() => undefined);
       }
     });
-    await runWithContext(context, async () => {
-      // Concatenation is answered in front of @tus/server, which refuses it.
-      if (!(await concatenation.handle(req, res, context))) await tus.handle(req, res);
-    });
+    attachContext(req, context);
+    // Concatenation is answered in front of @tus/server, which refuses it.
+    if (!(await concatenation.handle(req, res, context))) await tus.handle(req, res);
   });
 
   return router;

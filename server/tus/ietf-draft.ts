@@ -4,7 +4,7 @@ import { baseType } from '../uploads/content-type.js';
 import { reprDigest } from '../uploads/digest.js';
 import { admitUpload, type CreationDeps } from '../uploads/policy.js';
 import type { UploadRecord } from '../uploads/records.js';
-import { runWithContext, type RequestContext } from '../uploads/request-context.js';
+import type { RequestContext } from '../uploads/request-context.js';
 import { declaredTypeOf, type HttpError } from '../uploads/verifying-store.js';
 import { bodyChecksum, digestOf, dispositionFilename, Draft, informational, integerField } from './ietf-fields.js';
 import { withLocks } from './locks.js';
@@ -132,7 +132,7 @@ export function ietfDraft(options: IetfDraftOptions) {
     let offset: number;
     try {
       offset = await withLocks(
-        locker,
+        store.contexts.lockerFor(locker, context),
         [id],
         async () => {
           await store.create(new Upload({ id, size, offset: 0, metadata }));
@@ -192,7 +192,7 @@ export function ietfDraft(options: IetfDraftOptions) {
     context.checksum = bodyChecksum(req);
     const body: { current?: Body } = {};
     const offsetAfter = await withLocks(
-      locker,
+      store.contexts.lockerFor(locker, context),
       [id],
       async () => {
         const upload = await store.getUpload(id);
@@ -272,6 +272,20 @@ export function ietfDraft(options: IetfDraftOptions) {
     return headers;
   }
 
+  async function answer(req: Request, res: Response, context: RequestContext, draft: Draft, id: string | undefined): Promise<void> {
+    if (!id) {
+      if (req.method !== 'POST') throw new Problem(405, 'create an upload with POST', undefined, {}, { Allow: 'POST, OPTIONS' });
+      return create(req, res, context, draft);
+    }
+    // Another user's upload is answered exactly like one that does not exist.
+    const record = await store.records.get(id);
+    if (!record || record.owner !== context.user) throw ERRORS.FILE_NOT_FOUND;
+    if (req.method === 'HEAD') return retrieveOffset(req, res, draft, id);
+    if (req.method === 'PATCH') return appendTo(req, res, context, draft, id);
+    if (req.method === 'DELETE') return cancel(req, res, draft, id);
+    throw new Problem(405, `${req.method} is not part of the resumable upload protocol`, undefined, {}, { Allow: 'HEAD, PATCH, DELETE, OPTIONS' });
+  }
+
   return async (req: Request, res: Response, next: NextFunction) => {
     const header = req.get('upload-draft-interop-version');
     // OPTIONS is answered by @tus/server for both protocols (with Upload-Limit added by the app).
@@ -285,19 +299,7 @@ export function ietfDraft(options: IetfDraftOptions) {
       if (!(INTEROP_VERSIONS as readonly number[]).includes(version) || String(version) !== header.trim()) {
         throw new Problem(400, `Upload-Draft-Interop-Version ${header} is not supported; this server speaks ${INTEROP_VERSIONS.join(', ')}`);
       }
-      await runWithContext(context, async () => {
-        if (!id) {
-          if (req.method !== 'POST') throw new Problem(405, 'create an upload with POST', undefined, {}, { Allow: 'POST, OPTIONS' });
-          return create(req, res, context, draft);
-        }
-        // Another user's upload is answered exactly like one that does not exist.
-        const record = await store.records.get(id);
-        if (!record || record.owner !== context.user) throw ERRORS.FILE_NOT_FOUND;
-        if (req.method === 'HEAD') return retrieveOffset(req, res, draft, id);
-        if (req.method === 'PATCH') return appendTo(req, res, context, draft, id);
-        if (req.method === 'DELETE') return cancel(req, res, draft, id);
-        throw new Problem(405, `${req.method} is not part of the resumable upload protocol`, undefined, {}, { Allow: 'HEAD, PATCH, DELETE, OPTIONS' });
-      });
+      await answer(req, res, context, draft, id);
     } catch (error) {
       if (context.uploadId) req.uploadId = context.uploadId;
       const problem = error instanceof Problem ? error : typeof (error as Partial<HttpError>)?.status_code === 'number' ? Problem.from(error as HttpError) : undefined;

@@ -5,7 +5,7 @@ import { STORAGE_FULL } from '../storage/file-store.js';
 import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
 import type { Quota } from '../uploads/quota.js';
-import { currentContext } from '../uploads/request-context.js';
+import { contextOfRequest } from '../uploads/request-context.js';
 import { declaredTypeOf, type VerifyingStore } from '../uploads/verifying-store.js';
 
 export interface TusServerOptions {
@@ -49,7 +49,8 @@ export function createTusServer(options: TusServerOptions): Server {
   const serverOptions: ServerOptions & { datastore: VerifyingStore } = {
     path: '/files',
     datastore: options.store,
-    locker: options.locker,
+    // Each request's locks tell the store whose request it is serving (server/uploads/request-context.ts).
+    locker: (req) => options.store.contexts.lockerFor(options.locker, contextOfRequest(req)),
     maxSize: options.maxFileSize,
     allowedOrigins: [...options.corsOrigins],
     allowedCredentials: true,
@@ -57,8 +58,8 @@ export function createTusServer(options: TusServerOptions): Server {
     allowedHeaders: TUSGATE_ALLOWED_HEADERS,
     // Retries after a dropped connection must find the lock free quickly.
     lockDrainTimeout: 1000,
-    async onUploadCreate(_req, upload) {
-      const context = currentContext();
+    async onUploadCreate(req, upload) {
+      const context = contextOfRequest(req);
       if (!context?.user) throw { status_code: 401, body: 'Unauthorized\n' };
       const verdict = await admitUpload(
         {
@@ -81,11 +82,11 @@ export function createTusServer(options: TusServerOptions): Server {
       context.admitted = true;
       return {};
     },
-    onResponseError(_req, error) {
+    onResponseError(req, error) {
       if ('status_code' in error) return undefined;
       // A full disk anywhere on the way (records, metadata) is 507, not a server bug.
       if ((error as NodeJS.ErrnoException).code === 'ENOSPC') return STORAGE_FULL;
-      options.logger.error({ err: error, uploadId: currentContext()?.uploadId }, 'tus request failed');
+      options.logger.error({ err: error, uploadId: contextOfRequest(req)?.uploadId }, 'tus request failed');
       return undefined;
     },
   };

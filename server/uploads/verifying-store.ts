@@ -12,7 +12,7 @@ import { MEDIA_HEAD_BYTES, mediaHeadBytes, probeMedia, type MediaLimits } from '
 import type { FailureReason, UploadEvents } from './events.js';
 import type { Quota } from './quota.js';
 import { isPartial, type RecordStore, type UploadRecord } from './records.js';
-import { currentContext } from './request-context.js';
+import { UploadContexts, type RequestContext } from './request-context.js';
 import type { RunningHashes } from './running-hash.js';
 import type { Tombstones } from './tombstones.js';
 
@@ -72,6 +72,9 @@ export class VerifyingStore extends DataStore {
    */
   private readonly writing = new Map<string, Promise<number>>();
 
+  /** The request behind each call, by upload: the doors register it while they hold the upload's lock. */
+  readonly contexts = new UploadContexts();
+
   /**
    * The SHA-256 state at `offset`: this process's, or rebuilt from the stored prefix where storage
    * can read it back. Undefined on object storage when another process (or a crash) has the state:
@@ -104,7 +107,7 @@ export class VerifyingStore extends DataStore {
   }
 
   override async create(upload: Upload): Promise<Upload> {
-    const context = currentContext();
+    const context = this.contexts.of(upload.id);
     if (!context?.user) throw new Error('uploads are created only within an authenticated request');
     const now = new Date().toISOString();
     const expected = parseSha256(upload.metadata?.sha256);
@@ -159,8 +162,10 @@ export class VerifyingStore extends DataStore {
   }
 
   override async write(readable: Readable, id: string, offset: number): Promise<number> {
+    // Taken now, while the request holds the lock: the write may outlast the request's answer.
+    const context = this.contexts.of(id);
     await this.writeSettled(id);
-    const work = this.writeVerified(readable, id, offset);
+    const work = this.writeVerified(readable, id, offset, context);
     this.writing.set(id, work);
     try {
       return await work;
@@ -169,7 +174,7 @@ export class VerifyingStore extends DataStore {
     }
   }
 
-  private async writeVerified(readable: Readable, id: string, offset: number): Promise<number> {
+  private async writeVerified(readable: Readable, id: string, offset: number, context: RequestContext | undefined): Promise<number> {
     const record = await this.records.get(id);
     if (!record) throw ERRORS.FILE_NOT_FOUND;
     if (record.state !== 'uploading') {
@@ -180,7 +185,6 @@ export class VerifyingStore extends DataStore {
     const hash = await this.runningHash(id, offset);
     // With Upload-Checksum a request is all or nothing: the hash state from before it is kept, to
     // go back to if its digest differs or its body breaks off (bytes that cannot be verified).
-    const context = currentContext();
     const checksum = context?.checksum && new ChecksumVerifier(context.checksum);
     const before = checksum && hash?.copy();
     let hashed = 0;
@@ -430,7 +434,7 @@ export class VerifyingStore extends DataStore {
     Object.assign(record, { state: 'complete', completedAt: now, lastWriteAt: now });
     await this.records.set(record);
     await this.quota.release(record.owner, record.id);
-    const context = currentContext();
+    const context = this.contexts.of(record.id);
     if (context) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256!);
     this.options.events.emit('completed', record);
   }
@@ -461,7 +465,7 @@ export class VerifyingStore extends DataStore {
   }
 
   private announceExpiry(record: UploadRecord): void {
-    const context = currentContext();
+    const context = this.contexts.of(record.id);
     if (!context) return;
     context.responseHeaders['Upload-Expires'] = new Date(Date.parse(record.lastWriteAt) + this.options.expiryMs).toUTCString();
   }
