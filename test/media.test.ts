@@ -5,9 +5,14 @@ import { expect } from 'chai';
 import { MEDIA_HEAD_BYTES, probeMedia, type MediaLimits } from '../server/uploads/media.js';
 import { JPEG, MP4, mp4WithMoovAtEnd, pngOfSize, TEXT, wavOfDuration } from './samples.js';
 
+/** One directory for the files of these tests, removed after them. */
+let directory: string | undefined;
+let files = 0;
+
 /** A file on disk; `headBytes` below its size makes the probe read the rest from disk. */
 function source(data: Buffer, headBytes = MEDIA_HEAD_BYTES) {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tusgate-media-')), 'f');
+  directory ??= fs.mkdtempSync(path.join(os.tmpdir(), 'tusgate-media-'));
+  const file = path.join(directory, String(files++));
   fs.writeFileSync(file, data);
   return {
     path: file,
@@ -20,6 +25,11 @@ function source(data: Buffer, headBytes = MEDIA_HEAD_BYTES) {
 const none: MediaLimits = { maxImagePixels: 100_000_000 };
 
 describe('media probing', () => {
+  after(() => {
+    if (directory) fs.rmSync(directory, { recursive: true, force: true });
+    directory = undefined;
+  });
+
   it('reads image dimensions and refuses more pixels than MAX_IMAGE_PIXELS', async () => {
     expect(await probeMedia('image/png', source(pngOfSize(640, 480)), none)).to.deep.equal({ ok: true, facts: { width: 640, height: 480 } });
     expect(await probeMedia('image/jpeg', source(JPEG), none)).to.deep.equal({ ok: true, facts: { width: 32, height: 16 } });
