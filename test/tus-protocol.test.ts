@@ -76,6 +76,9 @@ describe('tus endpoint /files/', () => {
       });
       expect(withBody.status).to.equal(201);
       expect(withBody.headers['upload-offset']).to.equal(String(PNG.length));
+      // Finished in its creation request: nothing left to expire.
+      expect(withBody.headers['upload-expires']).to.equal(undefined);
+      expect(withBody.headers['repr-digest']).to.be.a('string');
       const file = await request(withBody.headers.location!);
       expect(file.status).to.equal(200);
       expect(file.body.equals(PNG)).to.equal(true);

@@ -130,6 +130,9 @@ export class VerifyingStore extends DataStore {
     };
     await this.records.set(record);
     await this.bytes.create(upload);
+    // @tus/server reads a new upload back only to work out Upload-Expires from its creation date;
+    // this store announces that itself (counted from the last write), so the read is spared.
+    upload.creation_date = undefined;
     this.hashes.start(upload.id);
     this.options.events.emit('created', record);
     if (upload.size === 0) await this.finish(record, 0);
@@ -435,7 +438,11 @@ export class VerifyingStore extends DataStore {
     await this.records.set(record);
     await this.quota.release(record.owner, record.id);
     const context = this.contexts.of(record.id);
-    if (context) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256!);
+    if (context) {
+      context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256!);
+      // A creation that carried the whole file announced an expiry before its bytes arrived.
+      delete context.responseHeaders['Upload-Expires'];
+    }
     this.options.events.emit('completed', record);
   }
 
