@@ -107,19 +107,33 @@ async function stopServer(server: Running): Promise<void> {
   await fs.rm(server.dataDir, { recursive: true, force: true });
 }
 
-/** Samples the server's resident memory while `work` runs. */
-async function withPeakRss<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peakRssMiB: number }> {
+/** CPU time the process has used so far (all its threads), in seconds. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/**
+ * Samples the server's resident memory while `work` runs, and counts the CPU time it used: on a
+ * machine shared with other jobs the CPU a server spends on the same work varies less than its
+ * throughput.
+ */
+async function withServerLoad<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peakRssMiB: number; cpuSeconds: number }> {
   let peak = 0;
   const sample = async () => {
     const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
     const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
     peak = Math.max(peak, kb / 1024);
   };
+  const cpuBefore = await cpuSeconds(pid);
   const timer = setInterval(() => void sample(), 50);
   try {
     const result = await work();
     await sample();
-    return { result, peakRssMiB: peak };
+    return { result, peakRssMiB: peak, cpuSeconds: (await cpuSeconds(pid)) - cpuBefore };
   } finally {
     clearInterval(timer);
   }
@@ -132,13 +146,15 @@ interface Measurement {
   p99?: number;
   finalPatchMs?: number;
   peakRssMiB: number;
+  /** CPU time the server used for the scenario. */
+  cpuSeconds: number;
 }
 
 interface Scenario {
   name: string;
   /** The servers to compare (default: tusgate, bare, ceiling). */
   servers?: ServerName[];
-  run(target: Target, server: ServerName): Promise<Omit<Measurement, 'peakRssMiB'>>;
+  run(target: Target, server: ServerName): Promise<Omit<Measurement, 'peakRssMiB' | 'cpuSeconds'>>;
 }
 
 const percentile = (values: number[], p: number) => {
@@ -262,9 +278,9 @@ async function main() {
       for (const name of order) {
         const server = await startServer(name, port++);
         try {
-          const { result, peakRssMiB } = await withPeakRss(server.child.pid!, () => scenario.run(server.target, name));
-          byServer.get(name)!.push({ ...result, peakRssMiB });
-          process.stdout.write(`${scenario.name} | ${name} | round ${round + 1}: ${JSON.stringify({ ...result, peakRssMiB })}\n`);
+          const { result, ...load } = await withServerLoad(server.child.pid!, () => scenario.run(server.target, name));
+          byServer.get(name)!.push({ ...result, ...load });
+          process.stdout.write(`${scenario.name} | ${name} | round ${round + 1}: ${JSON.stringify({ ...result, ...load })}\n`);
         } finally {
           await stopServer(server);
         }
@@ -291,18 +307,22 @@ function report(results: Map<string, Map<ServerName, Measurement[]>>): string {
     '',
     `Medians of ${ROUNDS} rounds; servers alternate within each round. tusgate runs with JWT auth and SHA-256 on; "bare" is @tus/server + @tus/file-store; "ceiling" pipes request bodies to disk. ${TSX ? 'Servers run from their TypeScript sources under tsx.' : 'Servers run as esbuild bundles (scripts/build.ts) on plain Node.'}`,
     '',
-    '| scenario | server | MB/s | uploads/s | p50 ms | p99 ms | final PATCH ms | peak RSS MiB | tusgate/bare | tusgate/ceiling |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    'The last column compares the CPU time (all threads) each server spent on the same work: on a shared machine it varies less than throughput.',
+    '',
+    '| scenario | server | MB/s | uploads/s | p50 ms | p99 ms | final PATCH ms | peak RSS MiB | server CPU s | tusgate/bare | tusgate/ceiling | CPU tusgate/bare |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const [scenario, byServer] of results) {
     const rate = (name: ServerName) => med(byServer.get(name)!, 'mbPerSecond') ?? med(byServer.get(name)!, 'uploadsPerSecond');
+    const cpuRatio = (name: ServerName) =>
+      name === 'tusgate' && byServer.has('bare') ? fmt(med(byServer.get('tusgate')!, 'cpuSeconds')! / med(byServer.get('bare')!, 'cpuSeconds')!, 2) : '';
     for (const [name, list] of byServer) {
       const ratio = (other: ServerName) => {
         if (name === 'hooks' && other === 'bare') return `hooks/tusgate ${fmt(rate('hooks')! / rate('tusgate')!, 2)}`;
         return name === 'tusgate' && byServer.has(other) ? fmt(rate('tusgate')! / rate(other)!, 2) : '';
       };
       lines.push(
-        `| ${scenario} | ${name} | ${fmt(med(list, 'mbPerSecond'))} | ${fmt(med(list, 'uploadsPerSecond'))} | ${fmt(med(list, 'p50'))} | ${fmt(med(list, 'p99'))} | ${fmt(med(list, 'finalPatchMs'))} | ${fmt(med(list, 'peakRssMiB'), 0)} | ${ratio('bare')} | ${ratio('ceiling')} |`,
+        `| ${scenario} | ${name} | ${fmt(med(list, 'mbPerSecond'))} | ${fmt(med(list, 'uploadsPerSecond'))} | ${fmt(med(list, 'p50'))} | ${fmt(med(list, 'p99'))} | ${fmt(med(list, 'finalPatchMs'))} | ${fmt(med(list, 'peakRssMiB'), 0)} | ${fmt(med(list, 'cpuSeconds'), 2)} | ${ratio('bare')} | ${ratio('ceiling')} | ${cpuRatio(name)} |`,
       );
     }
   }
