@@ -45,6 +45,7 @@ export class HookDelivery {
   private running = false;
   private stopped = false;
   private retryAllOnce = false;
+  private closed = false;
 
   constructor(private readonly options: DeliveryOptions, events: UploadEvents) {
     this.outbox = new Outbox(options.outboxDir);
@@ -73,14 +74,18 @@ export class HookDelivery {
 
   /** Starts delivering; events left by an earlier run are all tried at once, whatever their backoff. */
   start(): void {
+    if (this.closed) throw new Error('hook delivery was stopped for good');
     this.stopped = false;
     this.retryAllOnce = true;
     this.kick();
   }
 
+  /** Stops delivering for good; what is pending stays in the outbox for the next start. */
   stop(): void {
     this.stopped = true;
+    this.closed = true;
     clearTimeout(this.timer);
+    this.outbox.close();
   }
 
   pending(): number {
