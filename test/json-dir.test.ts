@@ -73,6 +73,14 @@ describe('JsonDirectory: documents kept by appending versions', () => {
     expect(await docs.get('a')).to.deep.equal({ n: 299 });
   });
 
+  it('does not bring back a document deleted while a write to it was still queued', async () => {
+    await docs.set('a', { n: 1 });
+    const writes = [docs.set('a', { n: 2 }), docs.set('a', { n: 3 })];
+    await docs.delete('a');
+    await Promise.all(writes);
+    expect(await docs.get('a')).to.equal(undefined);
+  });
+
   it('refuses keys that are not server-made ids', async () => {
     expect(await docs.get('../a')).to.equal(undefined);
     let refused = false;

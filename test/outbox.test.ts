@@ -39,14 +39,55 @@ describe('hook outbox: a journal per process', () => {
     expect(fs.readdirSync(dir)).to.have.length(1);
   });
 
-  it('passes over a line cut short by a crash', () => {
+  it('passes over a line cut short, and keeps the line written after it', () => {
     const first = open();
     const kept = first.add('upload.created', {});
-    first.close();
     const journal = path.join(dir, fs.readdirSync(dir)[0]!);
+    // What a full disk leaves: part of a line, no newline after it.
     fs.appendFileSync(journal, '{"event":{"id":"evt_torn","ty');
+    const after = first.add('upload.completed', {});
+    first.close();
     const next = open();
-    expect(next.due().map((entry) => entry.event.id)).to.deep.equal([kept.id]);
+    expect(next.due().map((entry) => entry.event.id)).to.deep.equal([kept.id, after.id]);
+  });
+
+  it('writes its pending events anew when its journal was taken while it was running', () => {
+    const outbox = open();
+    const event = outbox.add('upload.created', {});
+    const journal = path.join(dir, fs.readdirSync(dir)[0]!);
+    fs.renameSync(journal, `${journal}.taken`);
+    fs.rmSync(`${journal}.taken`);
+    (outbox as unknown as { beat(): void }).beat();
+    const later = outbox.add('upload.completed', {});
+    outbox.close();
+    const next = open();
+    expect(next.due().map((entry) => entry.event.id)).to.deep.equal([event.id, later.id]);
+  });
+
+  it('after start-up, takes over a journal of this host only once it has been quiet for a while', () => {
+    const outbox = open();
+    // A pid that is not running here, or another container's pid 1 under the same host name.
+    const quiet = path.join(dir, `${JOURNAL_HOST}-4194000-0a0b0c0d.jsonl`);
+    fs.writeFileSync(quiet, entryLine('evt_quiet'));
+    const beat = () => (outbox as unknown as { beat(): void }).beat();
+    beat();
+    expect(outbox.size()).to.equal(0);
+    const aMinuteAgo = new Date(Date.now() - 60_000);
+    fs.utimesSync(quiet, aMinuteAgo, aMinuteAgo);
+    beat();
+    expect(outbox.due().map((entry) => entry.event.id)).to.deep.equal(['evt_quiet']);
+  });
+
+  it('does not rewrite the journal at every acknowledgement while much is pending', async () => {
+    const outbox = open();
+    const data = { padding: 'x'.repeat(1000) };
+    const events = Array.from({ length: 1500 }, () => outbox.add('upload.created', data));
+    const journal = () => path.join(dir, fs.readdirSync(dir).find((name) => name.endsWith('.jsonl'))!);
+    await outbox.acknowledge(events[0]!.id);
+    const inode = fs.statSync(journal()).ino;
+    for (const event of events.slice(1, 20)) await outbox.acknowledge(event.id);
+    expect(fs.statSync(journal()).ino).to.equal(inode);
+    expect(outbox.size()).to.equal(1480);
   });
 
   it('leaves the journal of a running process alone, and takes over one untouched for minutes', () => {

@@ -52,7 +52,12 @@ export class HookDelivery {
     const wanted = new Set(options.events.length > 0 ? options.events : HOOK_EVENT_TYPES);
     const add = (type: string, data: Record<string, unknown>) => {
       if (!wanted.has(type)) return;
-      this.outbox.add(type, data);
+      try {
+        this.outbox.add(type, data);
+      } catch (error) {
+        // The event waits in memory; an upload does not fail because its event could not be saved.
+        this.options.logger.error({ err: error, type }, 'hook event not saved to the outbox');
+      }
       this.kick();
     };
     events.on('created', (record) => add('upload.created', uploadData(record)));

@@ -21,16 +21,19 @@ type JournalLine = OutboxEntry | { ack: string };
 
 /** Past this size a journal is rewritten with only the events still pending. */
 const COMPACT_BYTES = 1024 * 1024;
-/** A running process touches its journal this often... */
-const HEARTBEAT_MS = 60_000;
-/** ...so a journal untouched for this long belongs to a process that is gone. */
-const STALE_MS = 5 * HEARTBEAT_MS;
+/** A running process touches its journal this often, and looks for journals of processes that are gone. */
+const HEARTBEAT_MS = 10_000;
+/** A journal of another host untouched for this long belongs to a process that is gone (clocks may differ a little). */
+const STALE_MS = 5 * 60_000;
+/** After start-up, a journal of this host is taken over only once untouched for this long, whatever its pid says. */
+const QUIET_MS = 3 * HEARTBEAT_MS;
 
 export const JOURNAL_HOST = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '_');
 
 /**
  * Whether the journal `name` was written by a process of this host that is no longer running. One
- * with this process's own pid is an earlier run's (a container's server is always pid 1).
+ * with this process's own pid is an earlier run's (a container's server is often pid 1). Processes in
+ * other pid namespaces under the same host name look gone too; see `adoptAbandoned`.
  */
 function writerGone(name: string): boolean {
   const match = /^(.+)-(\d+)-[0-9a-f]+\.jsonl$/.exec(name);
@@ -52,31 +55,50 @@ function writerGone(name: string): boolean {
  * point still delivers it; an acknowledgement or a new retry time is another line.
  *
  * Each process writes a journal of its own (several may share the directory). The journal of a
- * process that is gone (of this host and not running, or untouched for STALE_MS) is claimed by
- * renaming it, so one process takes it over: its pending events are delivered at least once more.
+ * process that is gone is claimed by renaming it, so one process takes it over and delivers its
+ * pending events (at least once more). Gone means: of another host and untouched for STALE_MS; of
+ * this host, with a pid not running (or this process's own), at start-up, so that a restart delivers
+ * at once; later, also untouched for QUIET_MS, so that a process elsewhere that only looks gone
+ * (another container with the same host name) is not robbed over and over. A process whose journal
+ * was taken while it was running notices at its next heartbeat and writes its pending events anew.
  */
 export class Outbox {
   private readonly pending = new Map<string, OutboxEntry>();
   private readonly journal: string;
   private fd: number;
   private written = 0;
+  /** The journal is rewritten when it reaches this size: never less than twice what is pending. */
+  private compactAt = COMPACT_BYTES;
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(private readonly directory: string) {
     fs.mkdirSync(directory, { recursive: true });
     this.journal = path.join(directory, `${JOURNAL_HOST}-${process.pid}-${randomBytes(4).toString('hex')}.jsonl`);
     this.fd = fs.openSync(this.journal, 'a');
-    this.adoptAbandoned();
-    this.heartbeat = setInterval(() => {
-      const now = new Date();
-      fs.utimes(this.journal, now, now, () => undefined);
-      this.adoptAbandoned();
-    }, HEARTBEAT_MS);
+    this.adoptAbandoned(true);
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
     this.heartbeat.unref();
   }
 
+  private beat(): void {
+    try {
+      if (this.fd >= 0 && fs.fstatSync(this.fd).nlink === 0) {
+        // Taken over while running: the events still pending here go into the journal again.
+        fs.closeSync(this.fd);
+        this.fd = -1;
+        this.rewrite();
+      } else {
+        const now = new Date();
+        fs.utimesSync(this.journal, now, now);
+      }
+      this.adoptAbandoned(false);
+    } catch {
+      // The directory is away for now (a full disk, a lost mount): the next beat tries again.
+    }
+  }
+
   /** Takes over the events of journals whose processes are gone (and of event files of earlier versions). */
-  private adoptAbandoned(): void {
+  private adoptAbandoned(starting: boolean): void {
     let names: string[];
     try {
       names = fs.readdirSync(this.directory).sort();
@@ -87,36 +109,43 @@ export class Outbox {
     for (const name of names) {
       const file = path.join(this.directory, name);
       if (file === this.journal) continue;
-      const stale = () => {
-        try {
-          return now - fs.statSync(file).mtimeMs > STALE_MS;
-        } catch {
-          return false;
-        }
-      };
-      if (name.endsWith('.tmp')) {
-        // A rewrite cut short by a crash.
-        if (stale()) fs.rmSync(file, { force: true });
-        continue;
-      }
-      const oneEvent = name.endsWith('.json');
-      if (!oneEvent && !(name.endsWith('.jsonl') && (writerGone(name) || stale()))) continue;
-      // Renaming claims the file: of several processes adopting at once, one gets it.
-      const claimed = `${this.journal}.adopting-${randomBytes(4).toString('hex')}`;
       try {
-        fs.renameSync(file, claimed);
+        const untouchedFor = () => now - fs.statSync(file).mtimeMs;
+        if (name.endsWith('.tmp')) {
+          // A rewrite cut short by a crash.
+          if (untouchedFor() > STALE_MS) fs.rmSync(file, { force: true });
+          continue;
+        }
+        const gone =
+          name.endsWith('.json') ||
+          (name.endsWith('.jsonl') && (writerGone(name) ? starting || untouchedFor() > QUIET_MS : untouchedFor() > STALE_MS));
+        if (gone) this.adopt(file);
       } catch {
-        continue;
+        // Gone meanwhile, or unreadable: the next beat looks again.
       }
-      const adopted = this.read(claimed);
-      // The events are in this process's journal before the file they came from is removed.
-      for (const entry of adopted) {
-        if (this.pending.has(entry.event.id)) continue;
-        this.append(entry);
-        this.pending.set(entry.event.id, entry);
-      }
-      fs.rmSync(claimed, { force: true });
     }
+  }
+
+  /**
+   * Claims a journal by renaming it to a name of this process (of several processes adopting at
+   * once, one gets it; if this one dies before it is done, the file is adoptable again), then moves
+   * its pending events into this process's journal before removing it.
+   */
+  private adopt(file: string): void {
+    const claimed = path.join(this.directory, `${JOURNAL_HOST}-${process.pid}-${randomBytes(4).toString('hex')}.jsonl`);
+    try {
+      fs.renameSync(file, claimed);
+    } catch {
+      return;
+    }
+    const now = new Date();
+    fs.utimesSync(claimed, now, now);
+    for (const entry of this.read(claimed)) {
+      if (this.pending.has(entry.event.id)) continue;
+      this.pending.set(entry.event.id, entry);
+      this.append(entry);
+    }
+    fs.rmSync(claimed, { force: true });
   }
 
   /** The events a journal (or an event file) leaves pending. */
@@ -142,12 +171,16 @@ export class Outbox {
     return [...pending.values()];
   }
 
+  /**
+   * Appends one line. It starts with a newline too, so that a line cut short (a full disk) never runs
+   * into the next one; the reader skips what does not parse.
+   */
   private append(line: JournalLine): void {
-    const text = `${JSON.stringify(line)}\n`;
+    const bytes = Buffer.from(`\n${JSON.stringify(line)}\n`);
     // An event of a request still finishing after close() is kept all the same.
     if (this.fd < 0) this.fd = fs.openSync(this.journal, 'a');
-    fs.writeSync(this.fd, text);
-    this.written += Buffer.byteLength(text);
+    for (let offset = 0; offset < bytes.length; ) offset += fs.writeSync(this.fd, bytes, offset);
+    this.written += bytes.length;
   }
 
   add(type: string, data: Record<string, unknown>, now = Date.now()): HookEvent {
@@ -155,8 +188,10 @@ export class Outbox {
     const id = `evt_${now.toString(36).padStart(9, '0')}_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
     const event: HookEvent = { id, type, time: new Date(now).toISOString(), data };
     const entry = { event, attempts: 0, nextAttemptAt: now };
-    this.append(entry);
+    // Pending in memory first: if the journal cannot take it (a full disk), it is still delivered
+    // unless the process dies first; the caller hears of the failure.
     this.pending.set(id, entry);
+    this.append(entry);
     return event;
   }
 
@@ -183,9 +218,12 @@ export class Outbox {
     this.compactIfLarge();
   }
 
-  /** Rewrites the journal with only the pending events once it has grown past COMPACT_BYTES. */
   private compactIfLarge(): void {
-    if (this.written < COMPACT_BYTES) return;
+    if (this.written >= this.compactAt) this.rewrite();
+  }
+
+  /** Replaces the journal by one holding only the pending events. */
+  private rewrite(): void {
     const temporary = `${this.journal}.${randomBytes(4).toString('hex')}.tmp`;
     const lines = [...this.pending.values()].map((entry) => `${JSON.stringify(entry)}\n`).join('');
     fs.writeFileSync(temporary, lines);
@@ -193,6 +231,7 @@ export class Outbox {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = fs.openSync(this.journal, 'a');
     this.written = Buffer.byteLength(lines);
+    this.compactAt = Math.max(COMPACT_BYTES, 2 * this.written);
   }
 
   size(): number {

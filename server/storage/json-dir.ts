@@ -60,7 +60,7 @@ export function lastVersion<T>(text: string): T | undefined {
 export class JsonDirectory<T> implements DocStore<T> {
   /** Appends since each document's file last held a single version, as far as this process knows. */
   private readonly appends = new Map<string, number>();
-  /** The write in progress for each document being written. */
+  /** The change in progress for each document being changed (see `inTurn`). */
   private readonly writing = new Map<string, Promise<void>>();
 
   constructor(private readonly directory: string) {}
@@ -87,15 +87,21 @@ export class JsonDirectory<T> implements DocStore<T> {
   async set(key: string, value: T): Promise<void> {
     const target = this.file(key);
     const text = JSON.stringify(value);
-    // Writes of one document go one at a time: an append racing a rewrite could land in the file
-    // the rename is replacing, and be lost.
+    await this.inTurn(key, () => this.write(key, target, text));
+  }
+
+  /**
+   * Changes of one document go one at a time: an append racing a rewrite could land in the file the
+   * rename is replacing and be lost, and a write queued before a delete must not bring it back after.
+   */
+  private async inTurn(key: string, change: () => Promise<void>): Promise<void> {
     const previous = this.writing.get(key);
-    const write = previous ? previous.catch(() => undefined).then(() => this.write(key, target, text)) : this.write(key, target, text);
-    this.writing.set(key, write);
+    const turn = previous ? previous.catch(() => undefined).then(change) : change();
+    this.writing.set(key, turn);
     try {
-      await write;
+      await turn;
     } finally {
-      if (this.writing.get(key) === write) this.writing.delete(key);
+      if (this.writing.get(key) === turn) this.writing.delete(key);
     }
   }
 
@@ -114,8 +120,11 @@ export class JsonDirectory<T> implements DocStore<T> {
   }
 
   async delete(key: string): Promise<void> {
-    this.appends.delete(key);
-    await fs.rm(this.file(key), { force: true });
+    const target = this.file(key);
+    await this.inTurn(key, async () => {
+      this.appends.delete(key);
+      await fs.rm(target, { force: true });
+    });
   }
 
   async keys(): Promise<string[]> {
