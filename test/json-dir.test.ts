@@ -75,7 +75,7 @@ describe('JsonDirectory: documents kept by appending versions', () => {
 
   it('does not bring back a document deleted while a write to it was still queued', async () => {
     await docs.set('a', { n: 1 });
-    const writes = [docs.set('a', { n: 2 }), docs.set('a', { n: 3 })];
+    const writes = Array.from({ length: 20 }, (_, n) => docs.set('a', { n }));
     await docs.delete('a');
     await Promise.all(writes);
     expect(await docs.get('a')).to.equal(undefined);
