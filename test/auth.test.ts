@@ -248,8 +248,24 @@ describe('auth: PEM public keys', () => {
   }
 });
 
+/** A JWKS endpoint on loopback answering with `respond`, and a tusgate app that fetches its keys there. */
+async function withJwks(respond: http.RequestListener): Promise<{ server: AppServer; close(): Promise<void> }> {
+  const jwks = http.createServer(respond);
+  await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
+  const { port } = jwks.address() as AddressInfo;
+  const server = await startApp({ config: { ...LIBERAL_QUOTAS, JWT_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json` } });
+  return {
+    server,
+    async close() {
+      await server.close();
+      jwks.closeAllConnections();
+      await new Promise<void>((resolve) => jwks.close(() => resolve()));
+    },
+  };
+}
+
 describe('auth: JWKS URL', () => {
-  let jwks: http.Server;
+  let jwks: Awaited<ReturnType<typeof withJwks>>;
   let server: AppServer;
   let rsa: CryptoKey;
   let ec: CryptoKey;
@@ -264,7 +280,7 @@ describe('auth: JWKS URL', () => {
       { ...(await exportJWK(rsaPair.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' },
       { ...(await exportJWK(ecPair.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' },
     ];
-    jwks = http.createServer((req, res) => {
+    jwks = await withJwks((req, res) => {
       jwksRequests++;
       if (req.url !== '/.well-known/jwks.json') {
         res.writeHead(404).end();
@@ -272,15 +288,9 @@ describe('auth: JWKS URL', () => {
       }
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ keys }));
     });
-    await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
-    const { port } = jwks.address() as AddressInfo;
-    server = await startApp({ config: { ...LIBERAL_QUOTAS, JWT_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json` } });
+    server = jwks.server;
   });
-  after(async () => {
-    await server?.close();
-    jwks?.closeAllConnections();
-    await new Promise<void>((resolve) => (jwks ? jwks.close(() => resolve()) : resolve()));
-  });
+  after(() => jwks?.close());
 
   it('accepts tokens signed by any key of the set, picked by kid', async () => {
     await expectAccepted(server.url, await sign(rsa, 'RS256', {}, { kid: 'rsa-1' }), 'RS256 kid rsa-1');
@@ -302,6 +312,48 @@ describe('auth: JWKS URL', () => {
     expect401(await tus(server.url, unsigned).head(location), 'alg none');
     const expired = await sign(rsa, 'RS256', { exp: nowSeconds() - 60 }, { kid: 'rsa-1' });
     expect401(await tus(server.url, expired).head(location), 'expired');
+  });
+});
+
+describe('auth: JWKS outage', () => {
+  let jwks: Awaited<ReturnType<typeof withJwks>>;
+  let server: AppServer;
+  let rsa: CryptoKey;
+  let answer: 'refuse' | 'error' | 'garbage' | 'keys' = 'refuse';
+
+  before(async () => {
+    const pair = await generateKeyPair('RS256', { extractable: true });
+    rsa = pair.privateKey;
+    const keys = [{ ...(await exportJWK(pair.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }];
+    jwks = await withJwks((_req, res) => {
+      if (answer === 'refuse') return void res.socket?.destroy();
+      if (answer === 'error') return void res.writeHead(500).end();
+      if (answer === 'garbage') return void res.writeHead(200, { 'Content-Type': 'application/json' }).end('<html>');
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ keys }));
+    });
+    server = jwks.server;
+  });
+  after(() => jwks?.close());
+
+  it('answers 503 with Retry-After while the key set cannot be fetched, then accepts the token', async () => {
+    const token = await sign(rsa, 'RS256', {}, { kid: 'rsa-1' });
+    for (const mode of ['refuse', 'error', 'garbage'] as const) {
+      answer = mode;
+      const created = await tus(server.url, token).create(TEXT.length, { filetype: 'text/plain' });
+      expect(created.status, `${mode}: ${created.text}`).to.equal(503);
+      expect(created.headers['retry-after'], mode).to.be.a('string');
+      const legacy = await request(`${server.url}/api/v1/upload/initiate`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ filename: 'a.txt', file_size: 10, chunk_size: 10, mime_type: 'text/plain' }),
+      });
+      expect(legacy.status, `${mode}, legacy: ${legacy.text}`).to.equal(503);
+    }
+    answer = 'keys';
+    await expectAccepted(server.url, token, 'once the key set answers');
+    // A key set that answers but has no key for the token is the token's fault.
+    const stranger = await generateKeyPair('RS256');
+    await expectRejected(server.url, await sign(stranger.privateKey, 'RS256', {}, { kid: 'other' }), 'unknown kid');
   });
 });
 

@@ -1,5 +1,6 @@
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { Unavailable } from '../redis/unavailable.js';
 
 export interface KeySettings {
   JWT_SECRET?: string | undefined;
@@ -16,6 +17,27 @@ export interface Identity {
 }
 
 export class AuthError extends Error {}
+
+/**
+ * A key set that cannot be fetched (unreachable, timed out, not 200, not a key set) says nothing
+ * about the token: the request is answered 503, which clients retry, instead of 401, on which
+ * tus-js-client gives up. A key set that has no key for the token is still the token's fault.
+ */
+function withKeySetOutages(keySet: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async (header, token) => {
+    try {
+      return await keySet(header, token);
+    } catch (error) {
+      const fetching =
+        error instanceof errors.JWKSTimeout ||
+        error instanceof errors.JWKSInvalid ||
+        error instanceof TypeError ||
+        (error instanceof errors.JOSEError && error.code === 'ERR_JOSE_GENERIC' && /JSON Web Key Set/.test(error.message));
+      if (fetching) throw new Unavailable(error, 'the JWT key set');
+      throw error;
+    }
+  };
+}
 
 const CLOCK_TOLERANCE_SECONDS = 5;
 const CACHE_MAX_ENTRIES = 10_000;
@@ -60,7 +82,7 @@ export function createTokenVerifier(settings: KeySettings): TokenVerifier {
     key = publicKey;
     algorithms = algorithmsForPublicKey(publicKey);
   } else if (settings.JWT_JWKS_URL) {
-    key = createRemoteJWKSet(new URL(settings.JWT_JWKS_URL));
+    key = withKeySetOutages(createRemoteJWKSet(new URL(settings.JWT_JWKS_URL)));
     algorithms = ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'];
   } else {
     throw new Error('no JWT key configured');

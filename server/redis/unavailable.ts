@@ -1,17 +1,19 @@
 import type { Response } from 'express';
 
 /**
- * Shared state could not be read or written: the request is refused before anything is stored, with
- * a status every client retries (tus-js-client retries any 5xx). Carries both the `status_code`/`body`
- * @tus/server answers with and the `status` express error handlers read.
+ * A service the request needs is unreachable (shared state, by default; or the JWT key set): the
+ * request is refused before anything is stored, with a status every client retries (tus-js-client
+ * retries any 5xx). Carries both the `status_code`/`body` @tus/server answers with and the `status`
+ * express error handlers read.
  */
 export class Unavailable extends Error {
   readonly status = 503;
   readonly status_code = 503;
-  readonly body = 'Service Unavailable: shared state (Redis) is unreachable; retry shortly\n';
+  readonly body: string;
 
-  constructor(cause?: unknown) {
-    super('shared state (Redis) is unreachable', { cause });
+  constructor(cause?: unknown, what = 'shared state (Redis)') {
+    super(`${what} is unreachable`, { cause });
+    this.body = `Service Unavailable: ${what} is unreachable; retry shortly\n`;
   }
 }
 
