@@ -7,6 +7,9 @@ import { JOURNAL_HOST, Outbox, type OutboxEntry } from '../server/hooks/outbox.j
 const entryLine = (id: string, attempts = 0): string =>
   `${JSON.stringify({ event: { id, type: 'upload.created', time: new Date().toISOString(), data: {} }, attempts, nextAttemptAt: 0 } satisfies OutboxEntry)}\n`;
 
+/** Runs the outbox's heartbeat now instead of waiting for its timer. */
+const beat = (outbox: Outbox) => (outbox as unknown as { beat(): void }).beat();
+
 describe('hook outbox: a journal per process', () => {
   let dir: string;
   const opened: Outbox[] = [];
@@ -57,7 +60,7 @@ describe('hook outbox: a journal per process', () => {
     const journal = path.join(dir, fs.readdirSync(dir)[0]!);
     fs.renameSync(journal, `${journal}.taken`);
     fs.rmSync(`${journal}.taken`);
-    (outbox as unknown as { beat(): void }).beat();
+    beat(outbox);
     const later = outbox.add('upload.completed', {});
     outbox.close();
     const next = open();
@@ -69,12 +72,11 @@ describe('hook outbox: a journal per process', () => {
     // A pid that is not running here, or another container's pid 1 under the same host name.
     const quiet = path.join(dir, `${JOURNAL_HOST}-4194000-0a0b0c0d.jsonl`);
     fs.writeFileSync(quiet, entryLine('evt_quiet'));
-    const beat = () => (outbox as unknown as { beat(): void }).beat();
-    beat();
+    beat(outbox);
     expect(outbox.size()).to.equal(0);
     const aMinuteAgo = new Date(Date.now() - 60_000);
     fs.utimesSync(quiet, aMinuteAgo, aMinuteAgo);
-    beat();
+    beat(outbox);
     expect(outbox.due().map((entry) => entry.event.id)).to.deep.equal(['evt_quiet']);
   });
 

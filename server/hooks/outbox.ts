@@ -30,6 +30,11 @@ const QUIET_MS = 3 * HEARTBEAT_MS;
 
 export const JOURNAL_HOST = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '_');
 
+/** A fresh journal name of this process: host, pid, and a random tag. */
+function journalName(directory: string): string {
+  return path.join(directory, `${JOURNAL_HOST}-${process.pid}-${randomBytes(4).toString('hex')}.jsonl`);
+}
+
 /**
  * Whether the journal `name` was written by a process of this host that is no longer running. One
  * with this process's own pid is an earlier run's (a container's server is often pid 1). Processes in
@@ -73,7 +78,7 @@ export class Outbox {
 
   constructor(private readonly directory: string) {
     fs.mkdirSync(directory, { recursive: true });
-    this.journal = path.join(directory, `${JOURNAL_HOST}-${process.pid}-${randomBytes(4).toString('hex')}.jsonl`);
+    this.journal = journalName(directory);
     this.fd = fs.openSync(this.journal, 'a');
     this.adoptAbandoned(true);
     this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
@@ -132,7 +137,7 @@ export class Outbox {
    * its pending events into this process's journal before removing it.
    */
   private adopt(file: string): void {
-    const claimed = path.join(this.directory, `${JOURNAL_HOST}-${process.pid}-${randomBytes(4).toString('hex')}.jsonl`);
+    const claimed = journalName(this.directory);
     try {
       fs.renameSync(file, claimed);
     } catch {

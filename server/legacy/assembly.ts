@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Locker } from '@tus/utils';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
-import { KeyedSerializer } from './serial.js';
+import { KeyedSerializer } from '../storage/serial.js';
 import type { LegacySession } from './sessions.js';
 import type { Staging } from './staging.js';
 

@@ -1,7 +1,7 @@
 import type { Locker } from '@tus/utils';
 import type { DocStore } from '../storage/json-dir.js';
 import { withLocks } from '../tus/locks.js';
-import { KeyedSerializer } from './serial.js';
+import { KeyedSerializer } from '../storage/serial.js';
 
 export type SessionStatus = 'pending' | 'in_progress' | 'completed' | 'failed' | 'cancelled';
 

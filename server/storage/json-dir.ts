@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { KeyedSerializer } from './serial.js';
 
 const SAFE_KEY = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -60,8 +61,11 @@ export function lastVersion<T>(text: string): T | undefined {
 export class JsonDirectory<T> implements DocStore<T> {
   /** Appends since each document's file last held a single version, as far as this process knows. */
   private readonly appends = new Map<string, number>();
-  /** The change in progress for each document being changed (see `inTurn`). */
-  private readonly writing = new Map<string, Promise<void>>();
+  /**
+   * Changes of one document go one at a time: an append racing a rewrite could land in the file the
+   * rename is replacing and be lost, and a write queued before a delete must not bring it back after.
+   */
+  private readonly changes = new KeyedSerializer();
 
   constructor(private readonly directory: string) {}
 
@@ -87,22 +91,7 @@ export class JsonDirectory<T> implements DocStore<T> {
   async set(key: string, value: T): Promise<void> {
     const target = this.file(key);
     const text = JSON.stringify(value);
-    await this.inTurn(key, () => this.write(key, target, text));
-  }
-
-  /**
-   * Changes of one document go one at a time: an append racing a rewrite could land in the file the
-   * rename is replacing and be lost, and a write queued before a delete must not bring it back after.
-   */
-  private async inTurn(key: string, change: () => Promise<void>): Promise<void> {
-    const previous = this.writing.get(key);
-    const turn = previous ? previous.catch(() => undefined).then(change) : change();
-    this.writing.set(key, turn);
-    try {
-      await turn;
-    } finally {
-      if (this.writing.get(key) === turn) this.writing.delete(key);
-    }
+    await this.changes.run(key, () => this.write(key, target, text));
   }
 
   private async write(key: string, target: string, text: string): Promise<void> {
@@ -121,7 +110,7 @@ export class JsonDirectory<T> implements DocStore<T> {
 
   async delete(key: string): Promise<void> {
     const target = this.file(key);
-    await this.inTurn(key, async () => {
+    await this.changes.run(key, async () => {
       this.appends.delete(key);
       await fs.rm(target, { force: true });
     });
