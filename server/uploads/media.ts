@@ -1,6 +1,7 @@
 import { imageSize } from 'image-size';
 import { parseFromTokenizer } from 'music-metadata';
 import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { fromBlob, fromBuffer } from 'strtok3';
 import { baseType } from './content-type.js';
 import { mp4MovieDuration } from './mp4-duration.js';
@@ -35,9 +36,7 @@ export interface MediaSource {
 function rangeBlob(source: MediaSource): Blob {
   const slice = (start = 0, end = source.size) => ({
     async arrayBuffer(): Promise<ArrayBuffer> {
-      const chunks: Buffer[] = [];
-      for await (const chunk of source.readRange(start, Math.min(end, source.size))) chunks.push(chunk as Buffer);
-      const bytes = Buffer.concat(chunks);
+      const bytes = await buffer(source.readRange(start, Math.min(end, source.size)));
       return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
     },
   });

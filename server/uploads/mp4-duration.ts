@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 
 /**
  * The duration an ISO base media file (MP4, MOV, M4A, 3GP) declares in its movie header (`mvhd`),
@@ -10,10 +11,7 @@ import type { Readable } from 'node:stream';
 export async function mp4MovieDuration(size: number, readRange: (start: number, end: number) => Readable | Buffer): Promise<number | undefined> {
   const read = async (start: number, length: number): Promise<Buffer> => {
     const range = readRange(start, Math.min(size, start + length));
-    if (Buffer.isBuffer(range)) return range;
-    const chunks: Buffer[] = [];
-    for await (const chunk of range) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
+    return Buffer.isBuffer(range) ? range : buffer(range);
   };
   /** [offset of the body, end of the box] of the first box of `type` in [start, end). */
   const find = async (type: string, start: number, end: number): Promise<[number, number] | undefined> => {

@@ -1,6 +1,7 @@
 import type { Hash } from 'node:crypto';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { DataStore, ERRORS, type Locker, type Upload } from '@tus/utils';
 import { withLocks } from '../tus/locks.js';
 import type { ByteStore } from '../storage/byte-store.js';
@@ -43,12 +44,6 @@ export interface VerifyingStoreOptions {
 
 /** Up to this size, a file written whole by one request is kept in memory as it passes (see `finish`). */
 const PASSING_HEAD_BYTES = 64 * 1024;
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 /** The declared type as tus-js-client (`filetype`) and Uppy (`type`, `filetype`) send it. */
 export function declaredTypeOf(metadata: Record<string, string | null> | undefined): string | undefined {
@@ -368,7 +363,7 @@ export class VerifyingStore extends DataStore {
     let head =
       whole?.length === size && size <= MEDIA_HEAD_BYTES
         ? whole
-        : await readAll(this.bytes.readRange(record.id, 0, size <= MEDIA_HEAD_BYTES ? size : CONTENT_HEAD_BYTES));
+        : await buffer(this.bytes.readRange(record.id, 0, size <= MEDIA_HEAD_BYTES ? size : CONTENT_HEAD_BYTES));
     if (record.declaredType) {
       const verdict = await checkContent(record.declaredType, head.subarray(0, CONTENT_HEAD_BYTES));
       if (verdict.ok) record.verifiedType = verdict.verifiedType;
@@ -378,7 +373,7 @@ export class VerifyingStore extends DataStore {
     }
     if (record.contentMismatch === undefined) {
       const wanted = mediaHeadBytes(record.verifiedType!, size);
-      if (head.length < wanted) head = Buffer.concat([head, await readAll(this.bytes.readRange(record.id, head.length, wanted))]);
+      if (head.length < wanted) head = Buffer.concat([head, await buffer(this.bytes.readRange(record.id, head.length, wanted))]);
       const media = await probeMedia(
         record.verifiedType!,
         { size, head, readRange: (start, end) => this.bytes.readRange(record.id, start, end) },
