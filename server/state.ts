@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { SessionStore, type LegacySession } from './legacy/sessions.js';
 import { JsonDirectory } from './storage/json-dir.js';
+import { Journal } from './storage/journal.js';
 import { QuotaTracker, type Quota } from './uploads/quota.js';
 import { UploadRecords, type UploadRecord } from './uploads/records.js';
 import { Tombstones, type Tombstone } from './uploads/tombstones.js';
@@ -36,7 +37,9 @@ export function limitsOf(config: Config) {
 
 export async function localState(config: Config): Promise<UploadState> {
   const dir = (name: string) => path.resolve(config.DATA_DIR, name);
-  const records = new UploadRecords(new JsonDirectory<UploadRecord>(dir('records')), RECORD_CACHE_ENTRIES);
+  // Records are made with every upload: one journal file, not a file each (see Journal).
+  const recordJournal = new Journal<UploadRecord>(path.join(dir('records'), 'journal.jsonl'), dir('records'));
+  const records = new UploadRecords(recordJournal, RECORD_CACHE_ENTRIES);
   const tombstones = new Tombstones(new JsonDirectory<Tombstone>(dir('tombstones')));
   const sessions = new SessionStore(new JsonDirectory<LegacySession>(path.join(dir('legacy'), 'sessions')));
   await Promise.all([records.init(), tombstones.init(), sessions.init()]);
@@ -45,7 +48,7 @@ export async function localState(config: Config): Promise<UploadState> {
   for (const record of await records.all()) {
     if (record.state !== 'complete') quota.restore(record.owner, record.id, Date.parse(record.createdAt));
   }
-  return { records, tombstones, sessions, quota, locker: new MemoryLocker(), readinessChecks: {}, close: async () => {} };
+  return { records, tombstones, sessions, quota, locker: new MemoryLocker(), readinessChecks: {}, close: () => recordJournal.close() };
 }
 
 export async function uploadState(config: Config, logger: Logger): Promise<UploadState> {

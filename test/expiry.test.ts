@@ -37,7 +37,7 @@ describe('expiry of incomplete uploads', function () {
     expect((await client.head(location)).status).to.equal(404);
     expect(await exists(path.join(server.dataDir, 'uploads', id))).to.equal(false);
     expect(await exists(path.join(server.dataDir, 'uploads', `${id}.json`))).to.equal(false);
-    expect(await exists(path.join(server.dataDir, 'records', `${id}.json`))).to.equal(false);
+    expect(await server.tusgate.store.records.get(id)).to.equal(undefined);
   });
 
   it('never expires a finished upload', async () => {

@@ -2,8 +2,6 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { lastVersion } from '../server/storage/json-dir.js';
-import type { UploadRecord } from '../server/uploads/records.js';
 import { request, tus, type RawResponse } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { multipart } from './legacy-client.js';
@@ -48,7 +46,7 @@ describe('properties: bad input never yields a 5xx or changes stored data', func
 
   const storedState = async () => {
     const data = await fs.readFile(path.join(server.dataDir, 'uploads', id));
-    const record = lastVersion<UploadRecord>(await fs.readFile(path.join(server.dataDir, 'records', `${id}.json`), 'utf8'))!;
+    const record = (await server.tusgate.store.records.get(id))!;
     return { data: data.toString('hex'), state: record.state, size: record.size };
   };
 

@@ -1,0 +1,123 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { Journal } from '../server/storage/journal.js';
+
+interface Doc {
+  n: number;
+  text?: string;
+}
+
+describe('Journal: documents as lines of one append-only file', () => {
+  let dir: string;
+  let file: string;
+  let journal: Journal<Doc>;
+  const reopen = async () => {
+    await journal.close();
+    journal = new Journal<Doc>(file);
+    await journal.init();
+  };
+
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tusgate-journal-'));
+    file = path.join(dir, 'journal.jsonl');
+    journal = new Journal<Doc>(file);
+    await journal.init();
+  });
+  afterEach(async () => {
+    await journal.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads back the newest version of each key, after a restart too, and nothing once deleted', async () => {
+    expect(await journal.get('a')).to.equal(undefined);
+    await journal.set('a', { n: 1 });
+    await journal.set('a', { n: 2, text: 'line\nbreak {"k":"b","v":{"n":9}} ünïcode' });
+    await journal.set('b', { n: 3 });
+    await journal.set('c', { n: 4 });
+    await journal.delete('c');
+    await journal.delete('never-there');
+    const expected = async () => {
+      expect(await journal.get('a')).to.deep.equal({ n: 2, text: 'line\nbreak {"k":"b","v":{"n":9}} ünïcode' });
+      expect(await journal.get('b')).to.deep.equal({ n: 3 });
+      expect(await journal.get('c')).to.equal(undefined);
+      expect((await journal.keys()).sort()).to.deep.equal(['a', 'b']);
+    };
+    await expected();
+    await reopen();
+    await expected();
+  });
+
+  it('keeps the order of changes made at once: the last one asked for wins', async () => {
+    await Promise.all(Array.from({ length: 50 }, (_, n) => journal.set('a', { n })));
+    const deleted = journal.delete('a');
+    const last = journal.set('a', { n: 99 });
+    await Promise.all([deleted, last]);
+    expect(await journal.get('a')).to.deep.equal({ n: 99 });
+    await reopen();
+    expect(await journal.get('a')).to.deep.equal({ n: 99 });
+  });
+
+  it('passes over a version cut short by a crash, and appends after it', async () => {
+    await journal.set('a', { n: 1 });
+    await journal.close();
+    // What a process killed in the middle of a write leaves: part of a line, no newline after it.
+    await fs.appendFile(file, '\n{"k":"a","v":{"n":2,"te');
+    journal = new Journal<Doc>(file);
+    await journal.init();
+    expect(await journal.get('a')).to.deep.equal({ n: 1 });
+    await journal.set('b', { n: 3 });
+    await reopen();
+    expect(await journal.get('a')).to.deep.equal({ n: 1 });
+    expect(await journal.get('b')).to.deep.equal({ n: 3 });
+  });
+
+  it('rewrites itself with current versions once mostly stale, reads going on meanwhile', async () => {
+    const text = 'x'.repeat(20_000);
+    for (let round = 0; round < 150; round++) {
+      await Promise.all(['a', 'b', 'c'].map((key, i) => journal.set(key, { n: round * 3 + i, text })));
+      // Reads while changes (and a rewrite) are under way see a complete version.
+      const read = await journal.get('a');
+      expect(read?.n).to.be.a('number');
+    }
+    await journal.delete('b');
+    const { size } = await fs.stat(file);
+    // 450 versions of 20 kB were written; without rewriting the file would hold all of them.
+    expect(size).to.be.below(4 * 1024 * 1024 + 5 * 20_100);
+    const expected = async () => {
+      expect(await journal.get('a')).to.deep.equal({ n: 447, text });
+      expect(await journal.get('b')).to.equal(undefined);
+      expect(await journal.get('c')).to.deep.equal({ n: 449, text });
+    };
+    await expected();
+    await reopen();
+    await expected();
+    expect(await fs.readdir(dir)).to.deep.equal(['journal.jsonl']);
+  });
+
+  it('takes in the documents of a directory of one file per document, and removes the files', async () => {
+    await journal.close();
+    const former = path.join(dir, 'records');
+    await fs.mkdir(former);
+    await fs.writeFile(path.join(former, 'a.json'), '{"n":1}');
+    await fs.writeFile(path.join(former, 'b.json'), '\n{"n":2}\n\n{"n":3}\n');
+    journal = new Journal<Doc>(file, former);
+    await journal.init();
+    expect(await journal.get('a')).to.deep.equal({ n: 1 });
+    expect(await journal.get('b')).to.deep.equal({ n: 3 });
+    expect(await fs.readdir(former)).to.deep.equal([]);
+    await reopen();
+    expect(await journal.get('b')).to.deep.equal({ n: 3 });
+  });
+
+  it('refuses a key that is not a server-made id', async () => {
+    for (const key of ['../x', 'a/b', '', 'a b', 'x'.repeat(129)]) {
+      await journal.set(key, { n: 1 }).then(
+        () => expect.fail(`accepted ${JSON.stringify(key)}`),
+        (error: Error) => expect(error.message).to.match(/unsafe key/),
+      );
+    }
+    expect(await journal.keys()).to.deep.equal([]);
+  });
+});
