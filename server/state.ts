@@ -22,7 +22,7 @@ export interface UploadState {
   quota: Quota;
   /** The lock manager before tusgate's guard (see GuardedLocker). */
   locker: Locker;
-  /** Where @tus/file-store keeps each upload's tus metadata; undefined: its JSON files beside the data. */
+  /** Where @tus/file-store keeps each upload's tus metadata; undefined: a journal of this process. */
   uploadMetadata?: KvStore<Upload>;
   /** Readiness checks for /ready beyond storage, by name. */
   readinessChecks: Record<string, () => Promise<void>>;

@@ -3,6 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { Journal } from '../server/storage/journal.js';
+import { request, tus } from './helpers/http.js';
+import { makeDataDir, startServer } from './helpers/server.js';
+import { TEXT } from './samples.js';
 
 interface Doc {
   n: number;
@@ -119,5 +122,51 @@ describe('Journal: documents as lines of one append-only file', () => {
       );
     }
     expect(await journal.keys()).to.deep.equal([]);
+  });
+});
+
+describe('a data directory of an older tusgate (a record file and an info file per upload)', function () {
+  this.timeout(30_000);
+
+  it('is taken in at start-up: finished and unfinished uploads go on as before, and the files are gone', async () => {
+    const dataDir = await makeDataDir();
+    try {
+      let server = await startServer({ DATA_DIR: dataDir });
+      const token = await server.token('alice');
+      let client = tus(server.url, token);
+      const doneId = (await client.create(TEXT.length)).headers.location!.split('/').pop()!;
+      expect((await client.patch(`${server.url}/files/${doneId}`, 0, TEXT)).status).to.equal(204);
+      const halfId = (await client.create(TEXT.length)).headers.location!.split('/').pop()!;
+      expect((await client.patch(`${server.url}/files/${halfId}`, 0, TEXT.subarray(0, 50))).status).to.equal(204);
+      await server.close();
+
+      // Lay the journals' documents out as an older tusgate kept them, one file each, and drop the journals.
+      for (const [journalFile, directory] of [
+        ['records/journal.jsonl', 'records'],
+        ['upload-info/journal.jsonl', 'uploads'],
+      ] as const) {
+        const journal = new Journal<unknown>(path.join(dataDir, journalFile));
+        await journal.init();
+        for (const id of await journal.keys()) await fs.writeFile(path.join(dataDir, directory, `${id}.json`), JSON.stringify(await journal.get(id)));
+        await journal.close();
+        await fs.rm(path.join(dataDir, journalFile));
+      }
+
+      server = await startServer({ DATA_DIR: dataDir });
+      client = tus(server.url, token);
+      const [done, half] = [doneId, halfId].map((id) => `${server.url}/files/${id}`) as [string, string];
+      expect((await request(done)).text).to.equal(TEXT.toString());
+      expect(JSON.parse((await request(`${done}/info`, { headers: { Authorization: `Bearer ${token}` } })).text)).to.include({ state: 'complete' });
+      expect((await client.head(half)).headers['upload-offset']).to.equal('50');
+      expect((await client.patch(half, 50, TEXT.subarray(50))).status).to.equal(204);
+      expect((await request(half)).text).to.equal(TEXT.toString());
+      expect((await tus(server.url, await server.token('bob')).head(done)).status).to.equal(404);
+      await server.close();
+      for (const directory of ['records', 'uploads']) {
+        expect((await fs.readdir(path.join(dataDir, directory))).filter((name) => name.endsWith('.json'))).to.deep.equal([]);
+      }
+    } finally {
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

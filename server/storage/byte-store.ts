@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { DataStore, KvStore, Upload } from '@tus/utils';
 import type { Config } from '../config.js';
-import { TusgateFileStore } from './file-store.js';
+import { CachedConfigstore, journalConfigstore, TusgateFileStore } from './file-store.js';
+import { Journal } from './journal.js';
 import { scratchDirectory } from './scratch.js';
 
 /**
@@ -23,6 +24,8 @@ export interface ByteStore extends DataStore {
   truncate?(id: string, length: number): Promise<void>;
   /** The data file of an upload, where there is one (served with `send`). */
   dataPath?(id: string): string;
+  /** Releases open files; the store is not used after. */
+  close?(): Promise<void>;
 }
 
 /**
@@ -33,7 +36,12 @@ export async function openByteStore(config: Config, uploadMetadata?: KvStore<Upl
   if (config.STORAGE === 'file') {
     const directory = path.resolve(config.DATA_DIR, 'uploads');
     await fs.mkdir(directory, { recursive: true });
-    return new TusgateFileStore(directory, uploadMetadata);
+    if (uploadMetadata) return new TusgateFileStore(directory, uploadMetadata);
+    // One process: every upload's tus info in one journal, cached (info files beside the data, as an
+    // older tusgate wrote them, are taken in at start-up).
+    const info = new Journal<Upload>(path.resolve(config.DATA_DIR, 'upload-info', 'journal.jsonl'), directory);
+    await info.init();
+    return new TusgateFileStore(directory, new CachedConfigstore(journalConfigstore(info)), () => info.close());
   }
   // Loaded only when configured: file storage never loads the AWS SDK (about 20 MiB).
   const { TusgateS3Store } = await import('./s3-store.js');

@@ -2,19 +2,29 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FileConfigstore, FileStore } from '@tus/file-store';
+import { FileStore } from '@tus/file-store';
 import { ERRORS, isPathInsideDirectory, type KvStore, type Upload } from '@tus/utils';
 import type { ByteStore } from './byte-store.js';
+import type { Journal } from './journal.js';
 
 const UPLOAD_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 export const STORAGE_FULL = { status_code: 507, body: 'Insufficient Storage: the server has no room for these bytes now\n' };
 
+/** @tus/file-store's upload info as documents of a Journal: a line per change, not a file per upload. */
+export function journalConfigstore(journal: Journal<Upload>): KvStore<Upload> {
+  return {
+    get: (key) => journal.get(key),
+    set: (key, value) => journal.set(key, value),
+    delete: (key) => journal.delete(key),
+    list: () => journal.keys(),
+  };
+}
+
 /**
- * @tus/file-store's upload info (`<id>.json` next to each data file), with a write-through cache of
- * each document's text. @tus/file-store reads the info on every HEAD and PATCH (and a creation reads
- * it back for its Upload-Expires), and this process is its only writer, so a hit parses the same
- * JSON that reading the file would, without the four file-system calls.
+ * @tus/file-store's upload info with a write-through cache of each document's text. @tus/file-store
+ * reads the info on every HEAD and PATCH, and this process is its only writer, so a hit parses the
+ * same JSON that reading storage would, without a read.
  */
 export class CachedConfigstore implements KvStore<Upload> {
   private readonly cache = new Map<string, string>();
@@ -100,11 +110,20 @@ export class TusgateFileStore extends FileStore implements ByteStore {
   readonly readsIncomplete = true;
 
   /**
-   * @param metadata where each upload's tus metadata lives (shared state when several processes
-   *   write it); by default JSON files beside the data, cached, this process being their only writer
+   * @param metadata where each upload's tus metadata lives: a journal of this process, or shared state
+   *   when several processes write it
+   * @param closeMetadata releases what `metadata` holds open
    */
-  constructor(readonly dataDirectory: string, metadata?: KvStore<Upload>) {
-    super({ directory: dataDirectory, configstore: metadata ?? new CachedConfigstore(new FileConfigstore(dataDirectory)) });
+  constructor(
+    readonly dataDirectory: string,
+    metadata: KvStore<Upload>,
+    private readonly closeMetadata?: () => Promise<void>,
+  ) {
+    super({ directory: dataDirectory, configstore: metadata });
+  }
+
+  async close(): Promise<void> {
+    await this.closeMetadata?.();
   }
 
   /**
