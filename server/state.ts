@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { SessionStore, type LegacySession } from './legacy/sessions.js';
 import { JsonDirectory } from './storage/json-dir.js';
 import { Journal } from './storage/journal.js';
+import { claimDirectory } from './storage/owner.js';
 import { QuotaTracker, type Quota } from './uploads/quota.js';
 import { UploadRecords, type UploadRecord } from './uploads/records.js';
 import { Tombstones, type Tombstone } from './uploads/tombstones.js';
@@ -37,6 +38,7 @@ export function limitsOf(config: Config) {
 
 export async function localState(config: Config): Promise<UploadState> {
   const dir = (name: string) => path.resolve(config.DATA_DIR, name);
+  const release = await claimDirectory(path.resolve(config.DATA_DIR));
   // Records are made with every upload: one journal file, not a file each (see Journal).
   const recordJournal = new Journal<UploadRecord>(path.join(dir('records'), 'journal.jsonl'), dir('records'));
   const records = new UploadRecords(recordJournal, RECORD_CACHE_ENTRIES);
@@ -48,7 +50,13 @@ export async function localState(config: Config): Promise<UploadState> {
   for (const record of await records.all()) {
     if (record.state !== 'complete') quota.restore(record.owner, record.id, Date.parse(record.createdAt));
   }
-  return { records, tombstones, sessions, quota, locker: new MemoryLocker(), readinessChecks: {}, close: () => recordJournal.close() };
+  return {
+    records, tombstones, sessions, quota, locker: new MemoryLocker(), readinessChecks: {},
+    async close() {
+      await recordJournal.close();
+      await release();
+    },
+  };
 }
 
 export async function uploadState(config: Config, logger: Logger): Promise<UploadState> {

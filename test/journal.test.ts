@@ -170,3 +170,27 @@ describe('a data directory of an older tusgate (a record file and an info file p
     }
   });
 });
+
+describe('a data directory without REDIS_URL is one process’s', () => {
+  it('refuses to start on a directory that a running process of this host holds, and takes over from a gone one', async () => {
+    const dataDir = await makeDataDir();
+    try {
+      await fs.writeFile(path.join(dataDir, 'owner'), `${os.hostname()} ${process.ppid}\n`);
+      await startServer({ DATA_DIR: dataDir }).then(
+        async (server) => {
+          await server.close();
+          expect.fail('started on a directory in use');
+        },
+        (error: Error) => expect(error.message).to.match(new RegExp(`in use by process ${process.ppid} .*REDIS_URL`)),
+      );
+      // A pid that no process has: the holder is gone.
+      await fs.writeFile(path.join(dataDir, 'owner'), `${os.hostname()} 4194000\n`);
+      const server = await startServer({ DATA_DIR: dataDir });
+      expect(await fs.readFile(path.join(dataDir, 'owner'), 'utf8')).to.equal(`${os.hostname()} ${process.pid}\n`);
+      await server.close();
+      expect((await fs.readdir(dataDir)).includes('owner')).to.equal(false);
+    } finally {
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -51,6 +51,8 @@ export class Journal<T> implements DocStore<T> {
   private liveBytes = 0;
   private pending: Change[] = [];
   private writing = false;
+  /** The size from which a rewrite is tried; after a failed one, a further COMPACT_FROM_BYTES later. */
+  private compactFrom = COMPACT_FROM_BYTES;
 
   constructor(
     private readonly file: string,
@@ -176,7 +178,11 @@ export class Journal<T> implements DocStore<T> {
           }
         }
         for (const change of batch) change.done();
-        if (this.size >= COMPACT_FROM_BYTES && this.size >= 2 * this.liveBytes) await this.compact().catch(() => undefined);
+        if (this.size >= this.compactFrom && this.size >= 2 * this.liveBytes) {
+          await this.compact().catch(() => {
+            this.compactFrom = this.size + COMPACT_FROM_BYTES;
+          });
+        }
       }
     } finally {
       this.writing = false;
@@ -219,7 +225,7 @@ export class Journal<T> implements DocStore<T> {
     }
     if (places.size !== old.places.size) {
       await fs.rm(temporary, { force: true });
-      return;
+      throw new Error(`journal ${this.file}: ${old.places.size - places.size} current versions not found for the rewrite`);
     }
     await fs.rename(temporary, this.file);
     this.current = { handle: await fs.open(this.file, 'r+'), places, readers: 0, replaced: false };
