@@ -24,14 +24,20 @@ function body(data: Buffer): Readable {
 }
 
 /** A body that sends the first `bytes` of `data`, then fails, as a client that goes away. */
+/**
+ * `bytes` of `data` in 64 KiB chunks, then an error. The error comes only once every chunk has been
+ * taken: a stream that fails drops what it still buffers, which would make the bytes kept depend on
+ * how fast the store read.
+ */
 function failingBody(data: Buffer, bytes: number): Readable {
-  return Readable.from(
-    (async function* () {
-      for (let at = 0; at < bytes; at += 64 * KiB) yield data.subarray(at, Math.min(bytes, at + 64 * KiB));
-      throw new Error('the client went away');
-    })(),
-    { objectMode: false },
-  );
+  let at = 0;
+  return new Readable({
+    read() {
+      if (at >= bytes) return void this.destroy(new Error('the client went away'));
+      this.push(data.subarray(at, Math.min(bytes, at + 64 * KiB)));
+      at += 64 * KiB;
+    },
+  });
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -253,16 +259,19 @@ describe('TusgateS3Store (against a real Ceph radosgw)', function () {
     const data = randomBytes(20 * MiB);
     const id = await create(data.length);
     // 1 MiB waits in `<id>.part`; a PATCH then fails after 9 more MiB: one whole 8 MiB part goes up,
-    // and the 2 MiB after it become the new `<id>.part`.
+    // and the 2 MiB after it become the new `<id>.part`. @tus/s3-store joins the old tail and the body
+    // with a stream that reads one chunk (64 KiB here) ahead, and a failing stream drops what it holds:
+    // that chunk may be missing from what is kept (the client sends it again from the offset).
     expect(await store.write(body(data.subarray(0, 1 * MiB)), id, 0)).to.equal(1 * MiB);
     const failure = await rejection(store.write(failingBody(data.subarray(1 * MiB), 9 * MiB), id, 1 * MiB));
     expect((failure as Error).message).to.equal('the client went away');
-    expect(await store.storedBytes(id)).to.equal(10 * MiB);
+    const first = await store.storedBytes(id);
+    expect(first).to.be.within(10 * MiB - 64 * KiB, 10 * MiB);
     expect(fs.readdirSync(store.tmpDir)).to.deep.equal([]);
     // A failure before a whole part is cut keeps the old tail and the new bytes, as the next tail.
-    await rejection(store.write(failingBody(data.subarray(10 * MiB), 1 * MiB), id, 10 * MiB));
+    await rejection(store.write(failingBody(data.subarray(first), 1 * MiB), id, first));
     const stored = await store.storedBytes(id);
-    expect(stored).to.equal(11 * MiB);
+    expect(stored).to.be.within(first + 1 * MiB - 64 * KiB, first + 1 * MiB);
 
     expect(await store.write(body(data.subarray(stored)), id, stored)).to.equal(data.length);
     expect((await readAll(store.readRange(id, 0, data.length))).equals(data)).to.equal(true);
