@@ -37,7 +37,7 @@ interface Change {
  * or `{"k":key}` for a removal), and the newest line of a key is its document. Only the places of
  * current versions are kept in memory; a read is one positioned read of the file. Replaces a file
  * per document where documents are made often: creating a file costs far more than appending a
- * line (two file creations per upload were measured at ~10 % of a small upload's CPU here).
+ * line (a record file and an info file per upload were about a fifth of a small upload's CPU here).
  *
  * Changes that arrive while a write is under way are written together in the next one. Every line
  * has a newline before and after it, so one cut short by a crash is read as a line of its own that
