@@ -76,6 +76,40 @@ describe('Journal: documents as lines of one append-only file', () => {
     expect(await journal.get('b')).to.deep.equal({ n: 3 });
   });
 
+  it('undoes a write that failed part-way (a full disk): a refused change never counts after a restart', async () => {
+    await journal.set('a', { n: 1 });
+    // A FileHandle whose next write stores all but the last byte, and the one after fails as on a full disk.
+    const handle = await fs.open(file, 'r');
+    const prototype = Object.getPrototypeOf(handle) as { write: (bytes: Buffer, offset: number, length: number, position: number) => Promise<unknown> };
+    await handle.close();
+    const write = prototype.write;
+    let failing = 2;
+    prototype.write = async function (this: unknown, bytes: Buffer, offset: number, length: number, position: number) {
+      if (failing === 2) {
+        failing = 1;
+        return write.call(this, bytes, offset, length - 1, position);
+      }
+      if (failing === 1) {
+        failing = 0;
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      }
+      return write.call(this, bytes, offset, length, position);
+    };
+    try {
+      await journal.delete('a').then(
+        () => expect.fail('the delete was acknowledged'),
+        (error: NodeJS.ErrnoException) => expect(error.code).to.equal('ENOSPC'),
+      );
+    } finally {
+      prototype.write = write;
+    }
+    await journal.set('b', { n: 2 });
+    expect(await journal.get('a')).to.deep.equal({ n: 1 });
+    await reopen();
+    expect(await journal.get('a')).to.deep.equal({ n: 1 });
+    expect(await journal.get('b')).to.deep.equal({ n: 2 });
+  });
+
   it('rewrites itself with current versions once mostly stale, reads going on meanwhile', async () => {
     const text = 'x'.repeat(20_000);
     for (let round = 0; round < 150; round++) {
@@ -172,7 +206,7 @@ describe('a data directory of an older tusgate (a record file and an info file p
 });
 
 describe('a data directory without REDIS_URL is one process’s', () => {
-  it('refuses to start on a directory that a running process of this host holds, and takes over from a gone one', async () => {
+  it('refuses to start on a directory that a running process of this host holds, and takes over a stale mark or a gone holder', async () => {
     const dataDir = await makeDataDir();
     try {
       await fs.writeFile(path.join(dataDir, 'owner'), `${os.hostname()} ${process.ppid}\n`);
@@ -183,10 +217,15 @@ describe('a data directory without REDIS_URL is one process’s', () => {
         },
         (error: Error) => expect(error.message).to.match(new RegExp(`in use by process ${process.ppid} .*REDIS_URL`)),
       );
+      // A mark not touched for a minute: its process is gone, whatever has its pid now.
+      const aMinuteAgo = new Date(Date.now() - 60_000);
+      await fs.utimes(path.join(dataDir, 'owner'), aMinuteAgo, aMinuteAgo);
+      let server = await startServer({ DATA_DIR: dataDir });
+      expect(await fs.readFile(path.join(dataDir, 'owner'), 'utf8')).to.match(new RegExp(`^${os.hostname()} ${process.pid} [0-9a-f]{16}\n$`));
+      await server.close();
       // A pid that no process has: the holder is gone.
-      await fs.writeFile(path.join(dataDir, 'owner'), `${os.hostname()} 4194000\n`);
-      const server = await startServer({ DATA_DIR: dataDir });
-      expect(await fs.readFile(path.join(dataDir, 'owner'), 'utf8')).to.equal(`${os.hostname()} ${process.pid}\n`);
+      await fs.writeFile(path.join(dataDir, 'owner'), `${os.hostname()} 4194000 0123456789abcdef\n`);
+      server = await startServer({ DATA_DIR: dataDir });
       await server.close();
       expect((await fs.readdir(dataDir)).includes('owner')).to.equal(false);
     } finally {

@@ -53,6 +53,8 @@ export class Journal<T> implements DocStore<T> {
   private writing = false;
   /** The size from which a rewrite is tried; after a failed one, a further COMPACT_FROM_BYTES later. */
   private compactFrom = COMPACT_FROM_BYTES;
+  /** Set when a failed write could not be undone: later changes are refused until a restart. */
+  private broken: Error | undefined;
 
   constructor(
     private readonly file: string,
@@ -84,7 +86,10 @@ export class Journal<T> implements DocStore<T> {
     if (this.formerDirectory) await this.takeIn(this.formerDirectory);
   }
 
-  /** Moves the documents of a JsonDirectory into the journal; each file goes once its document is in. */
+  /**
+   * Moves the documents of a JsonDirectory into the journal. The files go once the journal holding
+   * their documents is on disk; one that does not parse is kept aside as `<name>.unreadable`.
+   */
   private async takeIn(directory: string): Promise<void> {
     let names: string[];
     try {
@@ -93,11 +98,17 @@ export class Journal<T> implements DocStore<T> {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
+    const unreadable: string[] = [];
+    for (const name of names) {
+      const document = lastVersion<T>(await fs.readFile(path.join(directory, name), 'utf8'));
+      if (document === undefined) unreadable.push(name);
+      else await this.set(name.slice(0, -5), document);
+    }
+    await this.current.handle.sync();
     for (const name of names) {
       const file = path.join(directory, name);
-      const document = lastVersion<T>(await fs.readFile(file, 'utf8'));
-      if (document !== undefined) await this.set(name.slice(0, -5), document);
-      await fs.rm(file, { force: true });
+      if (unreadable.includes(name)) await fs.rename(file, `${file}.unreadable`);
+      else await fs.rm(file, { force: true });
     }
   }
 
@@ -158,11 +169,18 @@ export class Journal<T> implements DocStore<T> {
           placed.push([change, { at: at + 1, length: line.length - 2 }]);
           at += line.length;
         }
+        if (this.broken) {
+          for (const change of batch) change.done(this.broken);
+          continue;
+        }
         try {
           await writeAll(this.current.handle, Buffer.concat(lines), this.size);
         } catch (error) {
-          // Part of the batch may be in the file; the next line starts on a new line regardless.
-          this.size = (await this.current.handle.stat().catch(() => ({ size: at }))).size;
+          // Part of the batch may be in the file, and would count after a restart although it was
+          // refused: cut it off. A journal that cannot be cut back takes no more changes.
+          await this.current.handle.truncate(this.size).catch((truncateError: unknown) => {
+            this.broken = new Error(`journal ${this.file} cannot be written: ${String(truncateError)}`);
+          });
           for (const change of batch) change.done(error);
           continue;
         }
@@ -196,7 +214,8 @@ export class Journal<T> implements DocStore<T> {
   private async compact(): Promise<void> {
     const old = this.current;
     const temporary = `${this.file}.compacting`;
-    const out = await fs.open(temporary, 'w');
+    // Opened for reading too: this handle becomes the journal's, the file keeping it through the rename.
+    const out = await fs.open(temporary, 'w+');
     const places = new Map<string, Place>();
     const keyAt = new Map<number, string>();
     for (const [key, place] of old.places) keyAt.set(place.at, key);
@@ -219,16 +238,17 @@ export class Journal<T> implements DocStore<T> {
       }
       await writeAll(out, Buffer.concat(batch), size);
       size += batchBytes;
+      if (places.size !== old.places.size) {
+        throw new Error(`journal ${this.file}: ${old.places.size - places.size} current versions not found for the rewrite`);
+      }
       await out.sync();
-    } finally {
+      await fs.rename(temporary, this.file);
+    } catch (error) {
       await out.close();
-    }
-    if (places.size !== old.places.size) {
       await fs.rm(temporary, { force: true });
-      throw new Error(`journal ${this.file}: ${old.places.size - places.size} current versions not found for the rewrite`);
+      throw error;
     }
-    await fs.rename(temporary, this.file);
-    this.current = { handle: await fs.open(this.file, 'r+'), places, readers: 0, replaced: false };
+    this.current = { handle: out, places, readers: 0, replaced: false };
     this.size = size;
     this.liveBytes = size;
     old.replaced = true;

@@ -1,8 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
 const HOST = os.hostname();
+/** How often the owner touches its mark, and how long after the last touch a mark counts as left behind. */
+const HEARTBEAT_MS = 10_000;
+const STALE_MS = 3 * HEARTBEAT_MS;
 
 function running(pid: number): boolean {
   try {
@@ -15,26 +19,42 @@ function running(pid: number): boolean {
 
 /**
  * Marks `directory` as this process's: its journals are written at positions only their one writer
- * knows, so a second process of this host on the same directory (without REDIS_URL) would overwrite
- * them. That one is refused at start-up. An owner of another host cannot be checked from here and
- * is taken over (a container recreated under a new host name must start); so is one whose pid is
- * not running or is this process's own (an earlier run of a container's pid 1).
- * Returns the release, which removes the mark if it is still this process's.
+ * knows, so a second process on the same directory (without REDIS_URL) would overwrite them. The mark
+ * names host, pid and a token of this run, and is touched every 10 s. A start is refused while a
+ * mark is fresh and names another running process of this host. A mark is taken over when it is
+ * stale (its process died, whatever now has its pid), of another host (which cannot be checked from
+ * here; a container recreated under a new host name must start), or names this pid (an earlier run
+ * of a container's pid 1). An owner that finds its mark taken over says so with a process warning.
+ * Returns the release, which stops the touching and removes the mark if it is still this run's.
  */
 export async function claimDirectory(directory: string): Promise<() => Promise<void>> {
   const file = path.join(directory, 'owner');
-  const mark = `${HOST} ${process.pid}\n`;
+  const mark = `${HOST} ${process.pid} ${randomBytes(8).toString('hex')}\n`;
   await fs.mkdir(directory, { recursive: true });
-  const held = await fs.readFile(file, 'utf8').catch(() => '');
+  const [held, stat] = await Promise.all([fs.readFile(file, 'utf8').catch(() => ''), fs.stat(file).catch(() => undefined)]);
   const [host, pidText] = held.trim().split(' ');
   const pid = Number(pidText);
-  if (host === HOST && Number.isInteger(pid) && pid !== process.pid && running(pid)) {
-    throw new Error(
-      `DATA_DIR ${directory} is in use by process ${pid} of this host; several processes on one directory need REDIS_URL`,
-    );
+  const fresh = stat !== undefined && Date.now() - stat.mtimeMs < STALE_MS;
+  if (fresh && host === HOST && Number.isInteger(pid) && pid !== process.pid && running(pid)) {
+    throw new Error(`DATA_DIR ${directory} is in use by process ${pid} of this host; several processes on one directory need REDIS_URL`);
   }
   await fs.writeFile(file, mark);
+  const ours = async () => (await fs.readFile(file, 'utf8').catch(() => '')) === mark;
+  let warned = false;
+  const heartbeat = setInterval(() => {
+    void ours().then(async (still) => {
+      if (still) {
+        const now = new Date();
+        await fs.utimes(file, now, now);
+      } else if (!warned) {
+        warned = true;
+        process.emitWarning(`DATA_DIR ${directory} was taken over by another process; its journals are no longer this process's alone`);
+      }
+    }).catch(() => undefined);
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
   return async () => {
-    if ((await fs.readFile(file, 'utf8').catch(() => '')) === mark) await fs.rm(file, { force: true });
+    clearInterval(heartbeat);
+    if (await ours()) await fs.rm(file, { force: true });
   };
 }
