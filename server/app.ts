@@ -188,8 +188,11 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     sweep: () => store.sweepExpired(Date.now(), config.REDIS_URL ? locker : undefined),
     async close() {
       hooks?.stop();
-      await bytes.close?.();
-      await state.close();
+      try {
+        await bytes.close?.();
+      } finally {
+        await state.close();
+      }
     },
   };
 }

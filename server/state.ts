@@ -44,7 +44,13 @@ export async function localState(config: Config): Promise<UploadState> {
   const records = new UploadRecords(recordJournal, RECORD_CACHE_ENTRIES);
   const tombstones = new Tombstones(new JsonDirectory<Tombstone>(dir('tombstones')));
   const sessions = new SessionStore(new JsonDirectory<LegacySession>(path.join(dir('legacy'), 'sessions')));
-  await Promise.all([records.init(), tombstones.init(), sessions.init()]);
+  try {
+    await Promise.all([records.init(), tombstones.init(), sessions.init()]);
+  } catch (error) {
+    await recordJournal.close().catch(() => undefined);
+    await release();
+    throw error;
+  }
   // The quota lives in memory: rebuild it from the incomplete uploads on disk.
   const quota = new QuotaTracker(limitsOf(config));
   for (const record of await records.all()) {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -230,6 +231,34 @@ describe('a data directory without REDIS_URL is one process’s', () => {
       expect((await fs.readdir(dataDir)).includes('owner')).to.equal(false);
     } finally {
       await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('lets exactly one of two processes that start at the same moment have the directory (5 rounds)', async function () {
+    this.timeout(60_000);
+    for (let round = 0; round < 5; round++) {
+      const dataDir = await makeDataDir();
+      const at = String(Date.now() + 2_500);
+      const children = [0, 1].map(() => spawn(process.execPath, ['--import', 'tsx', 'test/helpers/claim-directory.ts', dataDir, at], { stdio: ['ignore', 'pipe', 'inherit'] }));
+      try {
+        const answers = await Promise.all(
+          children.map(
+            (child) =>
+              new Promise<string>((resolve) => {
+                let text = '';
+                child.stdout.on('data', (chunk: Buffer) => {
+                  text += chunk.toString();
+                  if (text.includes('\n')) resolve(text.trim());
+                });
+              }),
+          ),
+        );
+        expect(answers.filter((answer) => answer === 'claimed'), answers.join(' | ')).to.have.length(1);
+        expect(answers.filter((answer) => answer.startsWith('refused')).join()).to.match(/in use by process \d+ .*REDIS_URL/);
+      } finally {
+        for (const child of children) child.kill('SIGKILL');
+        await fs.rm(dataDir, { recursive: true, force: true });
+      }
     }
   });
 });

@@ -51,6 +51,8 @@ export class Journal<T> implements DocStore<T> {
   private liveBytes = 0;
   private pending: Change[] = [];
   private writing = false;
+  /** Settles when the writes under way are done (close waits for it). */
+  private drained: Promise<void> = Promise.resolve();
   /** The size from which a rewrite is tried; after a failed one, a further COMPACT_FROM_BYTES later. */
   private compactFrom = COMPACT_FROM_BYTES;
   /** Set when a failed write could not be undone: later changes are refused until a restart. */
@@ -142,8 +144,8 @@ export class Journal<T> implements DocStore<T> {
   }
 
   async close(): Promise<void> {
-    while (this.writing) await new Promise((resolve) => setImmediate(resolve));
-    await this.current.handle.close();
+    await this.drained;
+    await this.current?.handle.close();
   }
 
   private change(key: string, text: string | undefined): Promise<void> {
@@ -156,6 +158,8 @@ export class Journal<T> implements DocStore<T> {
   /** Writes the waiting changes, as one write each time round, until none wait. */
   private async writeChanges(): Promise<void> {
     this.writing = true;
+    let drain!: () => void;
+    this.drained = new Promise((resolve) => (drain = resolve));
     try {
       while (this.pending.length > 0) {
         const batch = this.pending;
@@ -204,6 +208,7 @@ export class Journal<T> implements DocStore<T> {
       }
     } finally {
       this.writing = false;
+      drain();
     }
   }
 

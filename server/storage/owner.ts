@@ -17,6 +17,12 @@ function running(pid: number): boolean {
   }
 }
 
+const readMark = (file: string) =>
+  fs.readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+
 /**
  * Marks `directory` as this process's: its journals are written at positions only their one writer
  * knows, so a second process on the same directory (without REDIS_URL) would overwrite them. The mark
@@ -29,32 +35,51 @@ function running(pid: number): boolean {
  */
 export async function claimDirectory(directory: string): Promise<() => Promise<void>> {
   const file = path.join(directory, 'owner');
-  const mark = `${HOST} ${process.pid} ${randomBytes(8).toString('hex')}\n`;
+  const token = randomBytes(8).toString('hex');
+  const mark = `${HOST} ${process.pid} ${token}\n`;
   await fs.mkdir(directory, { recursive: true });
-  const [held, stat] = await Promise.all([fs.readFile(file, 'utf8').catch(() => ''), fs.stat(file).catch(() => undefined)]);
-  const [host, pidText] = held.trim().split(' ');
-  const pid = Number(pidText);
-  const fresh = stat !== undefined && Date.now() - stat.mtimeMs < STALE_MS;
-  if (fresh && host === HOST && Number.isInteger(pid) && pid !== process.pid && running(pid)) {
-    throw new Error(`DATA_DIR ${directory} is in use by process ${pid} of this host; several processes on one directory need REDIS_URL`);
+  // The mark is written whole under another name, then linked into place: two processes starting at
+  // once cannot both create it, and neither can read a half-written one.
+  const written = path.join(directory, `owner.${token}`);
+  await fs.writeFile(written, mark);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fs.link(written, file);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw error;
+      }
+      const [held, stat] = await Promise.all([readMark(file), fs.stat(file).catch(() => undefined)]);
+      const [host, pidText] = (held ?? '').trim().split(' ');
+      const pid = Number(pidText);
+      const fresh = stat !== undefined && Date.now() - stat.mtimeMs < STALE_MS;
+      if (fresh && host === HOST && Number.isInteger(pid) && pid !== process.pid && running(pid)) {
+        throw new Error(`DATA_DIR ${directory} is in use by process ${pid} of this host; several processes on one directory need REDIS_URL`);
+      }
+      await fs.rm(file, { force: true });
+    }
+  } finally {
+    await fs.rm(written, { force: true });
   }
-  await fs.writeFile(file, mark);
-  const ours = async () => (await fs.readFile(file, 'utf8').catch(() => '')) === mark;
+  const ours = async () => (await readMark(file)) === mark;
   let warned = false;
   const heartbeat = setInterval(() => {
-    void ours().then(async (still) => {
-      if (still) {
-        const now = new Date();
-        await fs.utimes(file, now, now);
-      } else if (!warned) {
-        warned = true;
-        process.emitWarning(`DATA_DIR ${directory} was taken over by another process; its journals are no longer this process's alone`);
-      }
-    }).catch(() => undefined);
+    void ours()
+      .then(async (still) => {
+        if (still) {
+          const now = new Date();
+          await fs.utimes(file, now, now);
+        } else if (!warned) {
+          warned = true;
+          process.emitWarning(`DATA_DIR ${directory} was taken over by another process; its journals are no longer this process's alone`);
+        }
+      })
+      .catch(() => undefined);
   }, HEARTBEAT_MS);
   heartbeat.unref();
   return async () => {
     clearInterval(heartbeat);
-    if (await ours()) await fs.rm(file, { force: true });
+    if (await ours().catch(() => false)) await fs.rm(file, { force: true });
   };
 }
