@@ -53,7 +53,7 @@ export async function localState(config: Config): Promise<UploadState> {
   }
   // The quota lives in memory: rebuild it from the incomplete uploads on disk.
   const quota = new QuotaTracker(limitsOf(config));
-  for (const record of await records.all()) {
+  for (const record of await records.expiryCandidates()) {
     if (record.state !== 'complete') quota.restore(record.owner, record.id, Date.parse(record.createdAt));
   }
   return {

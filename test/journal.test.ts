@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { Journal } from '../server/storage/journal.js';
+import { UploadRecords, type UploadRecord } from '../server/uploads/records.js';
 import { request, tus } from './helpers/http.js';
 import { makeDataDir, startServer } from './helpers/server.js';
 import { TEXT } from './samples.js';
@@ -259,6 +260,43 @@ describe('a data directory without REDIS_URL is one process’s', () => {
         for (const child of children) child.kill('SIGKILL');
         await fs.rm(dataDir, { recursive: true, force: true });
       }
+    }
+  });
+});
+
+describe('UploadRecords over a journal: the records the expiry sweep reads', () => {
+  const record = (id: string, state: UploadRecord['state'], concat?: string): UploadRecord => ({
+    id, owner: 'alice', origin: 'tus', createdAt: new Date(0).toISOString(), lastWriteAt: new Date(0).toISOString(), state, concat,
+  });
+
+  it('are the unfinished uploads and the parts of concatenations, kept as records change and rebuilt at start-up', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tusgate-records-'));
+    const file = path.join(dir, 'journal.jsonl');
+    let journal = new Journal<UploadRecord>(file);
+    let records = new UploadRecords(journal, 100);
+    const candidates = async () => (await records.expiryCandidates()).map((r) => r.id).sort();
+    try {
+      await records.init();
+      await records.set(record('uploading', 'uploading'));
+      await records.set(record('stored', 'stored'));
+      await records.set(record('done', 'uploading'));
+      await records.set(record('done', 'complete'));
+      await records.set(record('part', 'complete', 'partial'));
+      await records.set(record('gone', 'uploading'));
+      await records.delete('gone');
+      for (let i = 0; i < 50; i++) await records.set(record(`file${i}`, 'complete'));
+      expect(await candidates()).to.deep.equal(['part', 'stored', 'uploading']);
+      await journal.close();
+      journal = new Journal<UploadRecord>(file);
+      records = new UploadRecords(journal, 100);
+      await records.init();
+      expect(await candidates()).to.deep.equal(['part', 'stored', 'uploading']);
+      expect(await records.all()).to.have.length(54);
+      // Without a cache (several processes share the records) every record is a candidate.
+      expect((await new UploadRecords(journal, 0).expiryCandidates()).length).to.equal(54);
+    } finally {
+      await journal.close();
+      await fs.rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -54,29 +54,56 @@ export function isFinal(record: UploadRecord): boolean {
   return record.concat?.startsWith('final;') === true;
 }
 
+/** Whether the expiry sweep must look at a record: unfinished uploads, and parts of concatenations. */
+export function mayExpire(record: UploadRecord): boolean {
+  return record.state !== 'complete' || isPartial(record);
+}
+
 export interface RecordStore {
   get(id: string): Promise<UploadRecord | undefined>;
   set(record: UploadRecord): Promise<void>;
   delete(id: string): Promise<void>;
   all(): Promise<UploadRecord[]>;
+  /** The records that may expire (see `mayExpire`); others may come too. */
+  expiryCandidates(): Promise<UploadRecord[]>;
 }
 
 /**
- * Records as JSON documents (a directory, or Redis when processes share state), optionally with a
+ * Records as JSON documents (a journal, or Redis when processes share state), optionally with a
  * write-through cache: every tus request reads its upload's record two or three times. The cache is
  * only right for a single writer, so it is off when several processes share the records.
  * Callers get copies, so a record changed but not yet saved never shows through the cache.
+ *
+ * A single writer also keeps the ids of the records that may expire, so that the sweep (every minute)
+ * reads those, not every stored upload's record.
  */
 export class UploadRecords implements RecordStore {
   private readonly cache = new Map<string, UploadRecord>();
+  /** Ids of records that may expire; undefined when several processes write the records. */
+  private readonly mayExpire: Set<string> | undefined;
 
   constructor(
     private readonly docs: DocStore<UploadRecord>,
     private readonly cacheEntries: number,
-  ) {}
+  ) {
+    this.mayExpire = cacheEntries > 0 ? new Set() : undefined;
+  }
 
-  init(): Promise<void> {
-    return this.docs.init();
+  async init(): Promise<void> {
+    await this.docs.init();
+    if (!this.mayExpire) return;
+    for (const record of await this.all()) this.track(record);
+  }
+
+  private track(record: UploadRecord): void {
+    if (mayExpire(record)) this.mayExpire?.add(record.id);
+    else this.mayExpire?.delete(record.id);
+  }
+
+  async expiryCandidates(): Promise<UploadRecord[]> {
+    if (!this.mayExpire) return this.all();
+    const records = await Promise.all([...this.mayExpire].map((id) => this.get(id)));
+    return records.filter((record): record is UploadRecord => record !== undefined);
   }
 
   async get(id: string): Promise<UploadRecord | undefined> {
@@ -90,11 +117,13 @@ export class UploadRecords implements RecordStore {
   async set(record: UploadRecord): Promise<void> {
     await this.docs.set(record.id, record);
     this.remember({ ...record });
+    this.track(record);
   }
 
   async delete(id: string): Promise<void> {
     this.cache.delete(id);
     await this.docs.delete(id);
+    this.mayExpire?.delete(id);
   }
 
   private remember(record: UploadRecord): void {

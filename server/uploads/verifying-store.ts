@@ -12,7 +12,7 @@ import { parseSha256, reprDigest } from './digest.js';
 import { MEDIA_HEAD_BYTES, mediaHeadBytes, probeMedia, type MediaLimits } from './media.js';
 import type { FailureReason, UploadEvents } from './events.js';
 import type { Quota } from './quota.js';
-import { isPartial, type RecordStore, type UploadRecord } from './records.js';
+import { isPartial, mayExpire, type RecordStore, type UploadRecord } from './records.js';
 import { UploadContexts, type RequestContext } from './request-context.js';
 import type { RunningHashes } from './running-hash.js';
 import type { Tombstones } from './tombstones.js';
@@ -279,7 +279,7 @@ export class VerifyingStore extends DataStore {
    */
   async sweepExpired(now = Date.now(), locker?: Locker): Promise<number> {
     let removed = 0;
-    for (const candidate of await this.records.all()) {
+    for (const candidate of await this.records.expiryCandidates()) {
       if (!this.isExpired(candidate, now)) continue;
       const sweep = async () => {
         const record = locker ? await this.records.get(candidate.id) : candidate;
@@ -298,7 +298,7 @@ export class VerifyingStore extends DataStore {
   private isExpired(record: UploadRecord, now: number): boolean {
     // A complete part of a concatenation is kept only for the expiry time: it is never served,
     // and a final upload copies its bytes (a client may build several finals from one part).
-    if ((record.state === 'complete' && !isPartial(record)) || this.writing.has(record.id)) return false;
+    if (!mayExpire(record) || this.writing.has(record.id)) return false;
     return Date.parse(record.lastWriteAt) + this.options.expiryMs <= now;
   }
 
