@@ -1,10 +1,7 @@
 import { createReadStream } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { DocStore } from './json-dir.js';
-import { lastVersion } from './json-dir.js';
-
-const SAFE_KEY = /^[A-Za-z0-9_-]{1,128}$/;
+import { lastVersion, SAFE_KEY, type DocStore } from './json-dir.js';
 const NEWLINE = 0x0a;
 
 /** A journal is rewritten with only its current versions once it is this big and at least half stale. */
@@ -72,7 +69,7 @@ export class Journal<T> implements DocStore<T> {
     this.size = 0;
     this.liveBytes = 0;
     for await (const line of readLines(this.file)) {
-      const change = parseChange(line.text);
+      const change = parseChange(line.bytes.toString('utf8'));
       if (!change) continue;
       const before = places.get(change.k);
       if (before) this.liveBytes -= before.length + 2;
@@ -261,12 +258,11 @@ export class Journal<T> implements DocStore<T> {
   }
 }
 
-/** A line of the journal: its bytes, where they start, and their text. */
+/** A line of the journal: its bytes and where they start. */
 interface Line {
   at: number;
   length: number;
   bytes: Buffer;
-  text: string;
 }
 
 /** The non-empty lines of a file with their byte positions, read in pieces. */
@@ -279,7 +275,7 @@ async function* readLines(file: string): AsyncGenerator<Line> {
     for (let end = bytes.indexOf(NEWLINE); end !== -1; end = bytes.indexOf(NEWLINE, start)) {
       if (end > start) {
         const line = bytes.subarray(start, end);
-        yield { at: carryAt + start, length: line.length, bytes: line, text: line.toString('utf8') };
+        yield { at: carryAt + start, length: line.length, bytes: line };
       }
       start = end + 1;
     }
@@ -287,7 +283,7 @@ async function* readLines(file: string): AsyncGenerator<Line> {
     carryAt += start;
   }
   // A last line without its newline was cut short by a crash; if it still parses, it was written whole.
-  if (carry.length > 0) yield { at: carryAt, length: carry.length, bytes: carry, text: carry.toString('utf8') };
+  if (carry.length > 0) yield { at: carryAt, length: carry.length, bytes: carry };
 }
 
 function parseChange(text: string): { k: string; v?: unknown } | undefined {

@@ -3,7 +3,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { KeyedSerializer } from './serial.js';
 
-const SAFE_KEY = /^[A-Za-z0-9_-]{1,128}$/;
+/** Document keys are server-made ids; nothing else may name a file. */
+export const SAFE_KEY = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** Small JSON documents by key: a directory here (one process), Redis when several share state. */
 export interface DocStore<T> {
