@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { processRunning } from '../storage/owner.js';
 
 export interface HookEvent {
   id: string;
@@ -43,13 +44,7 @@ function journalName(directory: string): string {
 function writerGone(name: string): boolean {
   const match = /^(.+)-(\d+)-[0-9a-f]+\.jsonl$/.exec(name);
   if (!match || match[1] !== JOURNAL_HOST) return false;
-  if (Number(match[2]) === process.pid) return true;
-  try {
-    process.kill(Number(match[2]), 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return Number(match[2]) === process.pid || !processRunning(Number(match[2]));
 }
 
 /**

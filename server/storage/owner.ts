@@ -8,7 +8,8 @@ const HOST = os.hostname();
 const HEARTBEAT_MS = 10_000;
 const STALE_MS = 3 * HEARTBEAT_MS;
 
-function running(pid: number): boolean {
+/** Whether a process with this pid runs on this host (one that may not be signalled counts as running). */
+export function processRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -54,7 +55,7 @@ export async function claimDirectory(directory: string): Promise<() => Promise<v
       const [host, pidText] = (held ?? '').trim().split(' ');
       const pid = Number(pidText);
       const fresh = stat !== undefined && Date.now() - stat.mtimeMs < STALE_MS;
-      if (fresh && host === HOST && Number.isInteger(pid) && pid !== process.pid && running(pid)) {
+      if (fresh && host === HOST && Number.isInteger(pid) && pid !== process.pid && processRunning(pid)) {
         throw new Error(`DATA_DIR ${directory} is in use by process ${pid} of this host; several processes on one directory need REDIS_URL`);
       }
       await fs.rm(file, { force: true });
