@@ -34,4 +34,23 @@ describe('/metrics', () => {
     expect(value(res.text, 'tusgate_active_uploads')).to.equal(1);
     expect(res.text).to.match(/tusgate_http_request_duration_seconds_count\{method="PATCH",route="\/files\/:id",status="204"\} 1/);
   });
+
+  it('labels requests by route pattern, also when an error handler answers, so unknown ids add no series', async () => {
+    const token = await server.token('alice');
+    const ids = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222'];
+    for (const id of ids) {
+      const status = await request(`${server.url}/api/v1/upload/${id}/status`, { headers: { Authorization: `Bearer ${token}` } });
+      expect(status.status).to.equal(404);
+      const chunk = await request(`${server.url}/api/v1/upload/${id}/chunk/x${id.slice(0, 4)}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      expect(chunk.status).to.equal(422);
+    }
+    const text = (await request(`${server.url}/metrics`)).text;
+    const routes = new Set([...text.matchAll(/tusgate_http_request_duration_seconds_count\{[^}]*route="([^"]*)"/g)].map((m) => m[1]));
+    for (const id of ids) expect([...routes].filter((route) => route!.includes(id.slice(0, 8)))).to.deep.equal([]);
+    expect(routes).to.include('/api/v1/upload/:session_id/status');
+    expect(routes).to.include('/api/v1/upload/:session_id/chunk/:chunk_number');
+  });
 });

@@ -2,28 +2,21 @@ import type { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { UploadEvents } from '../uploads/events.js';
 
-function safeDecode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
-}
-
-/** The matched route with its parameters named (`/files/:id`), so label values stay few. */
+/**
+ * The route pattern that matched (`/files/:id`), never the raw path, so that label values stay few.
+ * The pattern is taken from the route, not by putting parameter names back into the path: an error
+ * handler that answers the request has parameters of its own (none), and unknown ids or chunk
+ * numbers would each have made a new series.
+ */
 function routeLabel(req: Request): string {
-  if (!req.route) return 'unmatched';
-  const path = `${req.baseUrl}${req.path}`.replace(/\/+$/, '') || '/';
-  const params = Object.entries(req.params ?? {});
-  if (params.length === 0) return path;
-  const names = new Map(params.map(([name, value]) => [String(value), name]));
-  return path
-    .split('/')
-    .map((segment) => {
-      const name = names.get(safeDecode(segment));
-      return name ? `:${name}` : segment;
-    })
-    .join('/');
+  const route = req.route as { path?: unknown } | undefined;
+  if (!route) return 'unmatched';
+  // A route may list several patterns; the one with as many segments as the path is the one that matched.
+  const depth = (path: string) => path.replace(/\/+$/, '').split('/').length;
+  const patterns = (Array.isArray(route.path) ? route.path : [route.path]).filter((p): p is string => typeof p === 'string');
+  const pattern = patterns.find((p) => depth(p) === depth(req.path)) ?? patterns[0];
+  if (pattern === undefined) return 'unmatched';
+  return `${req.baseUrl}${pattern}`.replace(/\/+$/, '') || '/';
 }
 
 /** Prometheus metrics of one tusgate app (its own registry, so several apps can share a process). */
