@@ -8,6 +8,7 @@ import { optionalBearer, requireBearer } from './auth/middleware.js';
 import type { TokenVerifier } from './auth/verifier.js';
 import type { Config } from './config.js';
 import { fileRoutes } from './files/routes.js';
+import { methodNotAllowed } from './legacy/errors.js';
 import { createLegacyApi } from './legacy/router.js';
 import { demoRouter } from '../client-demo/serve.js';
 import { HookDelivery } from './hooks/delivery.js';
@@ -132,6 +133,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   );
   app.use(healthRouter({ dataDir: config.DATA_DIR, maxFileSize: config.MAX_FILE_SIZE, readinessChecks: { ...state.readinessChecks, ...storageChecks(bytes) } }));
   app.get('/metrics', (req, res) => metrics.handler(req, res));
+  app.all('/metrics', methodNotAllowed);
 
   if (options.devToken) {
     const devToken = options.devToken;

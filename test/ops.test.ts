@@ -21,8 +21,19 @@ describe('ops: GET /health', () => {
     // Naive UTC ISO-8601 with microseconds, as the legacy API wrote it: no Z, no offset.
     expect(body.timestamp).to.match(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/);
     expect(Math.abs(Date.parse(`${body.timestamp as string}Z`) - Date.now())).to.be.lessThan(60_000);
-    expect(body.upload_directory).to.be.a('string').and.not.equal('');
+    expect(body.upload_directory).to.equal('uploads');
+    expect(response.text).not.to.include(server.dataDir);
     expect(body.max_file_size).to.equal(100_000_000);
+  });
+
+  it('answers another method on /health, /ready and /metrics with 405, as the legacy API did', async () => {
+    for (const path of ['/health', '/ready', '/metrics']) {
+      for (const method of ['POST', 'PUT', 'DELETE']) {
+        const response = await request(`${server.url}${path}`, { method });
+        expect(response.status, `${method} ${path}`).to.equal(405);
+        expect(JSON.parse(response.text)).to.deep.equal({ detail: 'Method Not Allowed' });
+      }
+    }
   });
 
   it('reports the configured MAX_FILE_SIZE', async () => {

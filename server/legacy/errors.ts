@@ -28,6 +28,11 @@ export function validationError(items: ValidationItem[]): LegacyError {
   return new LegacyError(422, items);
 }
 
+/** A known path with another method: FastAPI's 405 rather than a 404. */
+export function methodNotAllowed(_req: Request, res: Response): void {
+  res.status(405).json({ detail: 'Method Not Allowed' });
+}
+
 export const notFound = () => new LegacyError(404, 'Upload session not found');
 export const accessDenied = () => new LegacyError(403, 'Access denied');
 

@@ -4,7 +4,7 @@ import type { FileAccess } from '../files/serve.js';
 import { legacyTimestamp } from '../ops/health.js';
 import type { RequestContext } from '../uploads/request-context.js';
 import { isAdmin, legacyAuth, legacyIdentity } from './auth.js';
-import { LegacyError, legacyErrorHandler } from './errors.js';
+import { LegacyError, legacyErrorHandler, methodNotAllowed } from './errors.js';
 import { fileUrl, legacyFileHandler } from './files.js';
 import { LegacyService, type LegacyDeps } from './service.js';
 import { progressPercent, remainingChunks } from './sessions.js';
@@ -53,7 +53,9 @@ export async function createLegacyApi(options: LegacyApiOptions): Promise<{ rout
   });
 
   router.post('/api/v1/upload/initiate', route('Failed to initiate upload'), auth, async (req, res) => {
-    const request = parseInitiate(await readJsonBody(req), { maxChunkSize: config.MAX_CHUNK_SIZE, defaultChunkSize: DEFAULT_CHUNK_SIZE });
+    // A server configured for smaller chunks than the original's default hands out its own limit.
+    const defaultChunkSize = Math.min(DEFAULT_CHUNK_SIZE, config.MAX_CHUNK_SIZE);
+    const request = parseInitiate(await readJsonBody(req), { maxChunkSize: config.MAX_CHUNK_SIZE, defaultChunkSize });
     const { session, expiresAt } = await service.initiate(user(req), String(req.id), request);
     req.uploadId = session.session_id;
     res.json({
@@ -122,10 +124,6 @@ export async function createLegacyApi(options: LegacyApiOptions): Promise<{ rout
     res.json({ message: `Cleaned up ${removed} expired sessions` });
   });
 
-  // Known paths with another method: FastAPI's 405 rather than a 404.
-  const methodNotAllowed = (_req: Request, res: Response) => {
-    res.status(405).json({ detail: 'Method Not Allowed' });
-  };
   router.all(
     [
       '/',

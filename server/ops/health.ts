@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Router } from 'express';
+import { methodNotAllowed } from '../legacy/errors.js';
 
 /** Naive UTC ISO-8601 with microseconds, as the legacy API wrote datetimes. */
 export function legacyTimestamp(date = new Date()): string {
@@ -21,7 +22,9 @@ export function healthRouter(options: HealthOptions): Router {
     res.json({
       status: 'healthy',
       timestamp: legacyTimestamp(),
-      upload_directory: options.dataDir,
+      // The original named its upload directory setting here ("uploads" by default). Clients only
+      // read the field; the server's real path is nobody's business without a token.
+      upload_directory: 'uploads',
       max_file_size: options.maxFileSize,
     });
   });
@@ -48,5 +51,6 @@ export function healthRouter(options: HealthOptions): Router {
     }
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
+  router.all(['/health', '/ready'], methodNotAllowed);
   return router;
 }
