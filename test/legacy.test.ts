@@ -334,6 +334,17 @@ describe('legacy /api/v1 facade', () => {
       expect((await alice.status(id)).json.uploaded_chunks).to.deep.equal([]);
     });
 
+    it('answers 422 "Expected UploadFile" for a file field without a filename, whatever its type', async () => {
+      const id = await initiate(10, 10);
+      const expected = { loc: ['body', 'file'], msg: "Expected UploadFile, received: <class 'str'>", type: 'value_error' };
+      for (const contentType of [undefined, 'application/octet-stream']) {
+        const res = await alice.chunkRaw(id, 0, [{ name: 'file', value: textOf(10), contentType }]);
+        expect(res.status, String(contentType)).to.equal(422);
+        expect(res.json.detail).to.deep.equal([expected]);
+      }
+      expect((await alice.status(id)).json.uploaded_chunks).to.deep.equal([]);
+    });
+
     it('answers 400 for a malformed multipart body', async () => {
       const id = await initiate(10, 10);
       const res = await request(`${server.url}/api/v1/upload/${id}/chunk/0`, {
@@ -377,11 +388,22 @@ describe('legacy /api/v1 facade', () => {
       expect((await alice.status(id)).json.uploaded_chunks).to.deep.equal([2]);
     });
 
-    it('stops reading a chunk far over its size and answers 400 at once, staging nothing', async () => {
+    it('checks the hash before the size, as the original did (legacy-api.md §5.2)', async () => {
+      const id = await initiate(25, 10);
+      for (const data of [textOf(9), textOf(11), textOf(64 * 1024)]) {
+        const wrongHash = await alice.chunk(id, 0, data, { hash: sha256('something else') });
+        expect(wrongHash.json).to.deep.equal({ detail: 'Chunk hash mismatch for chunk 0' });
+        const rightHash = await alice.chunk(id, 0, data, { hash: sha256(data) });
+        expect(rightHash.json).to.deep.equal({ detail: `Invalid chunk size for chunk 0. Expected 10, got ${data.length}` });
+      }
+      expect((await alice.status(id)).json.uploaded_chunks).to.deep.equal([]);
+    });
+
+    it('names the real size of a chunk far over its size, staging nothing', async () => {
       const id = await initiate(2000, 1000);
       const res = await alice.chunk(id, 0, textOf(2 * 1024 * 1024));
       expect(res.status).to.equal(400);
-      expect(res.json).to.deep.equal({ detail: 'Invalid chunk size for chunk 0. Expected 1000, got more than 1000' });
+      expect(res.json).to.deep.equal({ detail: 'Invalid chunk size for chunk 0. Expected 1000, got 2097152' });
       expect(await fs.readdir(path.join(server.dataDir, 'legacy/staging', id))).to.deep.equal([]);
       // The connection was drained, not cut: the next request works.
       expect((await alice.chunk(id, 0, textOf(1000))).status).to.equal(200);
@@ -853,7 +875,11 @@ describe('legacy /api/v1 facade', () => {
         expect(got.status).to.equal(200);
         expect(got.body.equals(data)).to.equal(true);
         expect(got.headers['x-injected']).to.equal(undefined);
-        expect(got.headers['content-disposition']).to.match(/^inline; filename="[^"\r\n]*"; filename\*=UTF-8''/);
+        // The legacy route sends no Content-Disposition (legacy-api.md §5.6); the tus one names the file safely.
+        expect(got.headers['content-disposition']).to.equal(undefined);
+        const viaTus = await request(`${server.url}/files/${id}`);
+        expect(viaTus.headers['x-injected']).to.equal(undefined);
+        expect(viaTus.headers['content-disposition']).to.match(/^inline; filename="[^"\r\n]*"; filename\*=UTF-8''/);
         // Nothing outside DATA_DIR, and no path inside it, was named after the client's name.
         const all = await fs.readdir(server.dataDir, { recursive: true });
         expect(all.filter((entry) => /passwd|win\.ini|vid|nul|lone|quoted|%|xxxx/.test(String(entry)))).to.deep.equal([]);
@@ -920,8 +946,9 @@ describe('legacy /api/v1 facade', () => {
       expect(big.json.detail[0].msg).to.equal('ensure this value is less than or equal to 100');
       const fine = await client.initiate({ filename: 'a', file_size: 1000, mime_type: 'text/plain' });
       expect(fine.status).to.equal(200);
-      expect(fine.json.chunk_size).to.equal(1_048_576);
-      expect(fine.json.total_chunks).to.equal(1);
+      // The original's default chunk size (1 MiB) is over this server's limit: the limit is handed out.
+      expect(fine.json.chunk_size).to.equal(100);
+      expect(fine.json.total_chunks).to.equal(10);
     });
 
     it('does not read a chunk request far larger than MAX_CHUNK_SIZE to its end (413)', async () => {

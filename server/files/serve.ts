@@ -48,9 +48,13 @@ export async function readableRecord(
   return record;
 }
 
-/** Sends a completed upload with Range, conditional requests and safe headers. */
-export function sendUpload(req: Request, res: Response, store: VerifyingStore, record: UploadRecord): void {
+/**
+ * Sends a completed upload with Range, conditional requests and safe headers. `disposition: false`
+ * leaves out Content-Disposition (the legacy file route never sent one).
+ */
+export function sendUpload(req: Request, res: Response, store: VerifyingStore, record: UploadRecord, { disposition = true } = {}): void {
   setFileHeaders(res, record);
+  if (!disposition) res.removeHeader('Content-Disposition');
   if (store.bytes.dataPath) sendFile(req, res, store.bytes.dataPath(record.id));
   else streamObject(req, res, store, record);
 }

@@ -32,6 +32,6 @@ export function legacyFileHandler(store: VerifyingStore, access: FileAccess, ver
       return;
     }
     req.uploadId = id;
-    sendUpload(req, res, store, record);
+    sendUpload(req, res, store, record, { disposition: false });
   };
 }

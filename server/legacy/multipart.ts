@@ -11,32 +11,27 @@ export type ChunkSink = { kind: 'stage'; file: string; expectedSize: number } | 
 /** Past this many bytes of body beyond the largest possible chunk, a request is refused (413). */
 const BODY_SLACK = 1024 * 1024;
 
-export type ChunkBody =
-  | { kind: 'received'; size: number; sha256: string; chunkHash: string | undefined }
-  /** More bytes than expected. `size` is exact when the part ended within the look-ahead. */
-  | { kind: 'too-large'; size: number; exact: boolean; chunkHash: string | undefined };
-
 /**
- * How far past the expected size a part is still counted (not stored) so that the error can name
- * its real size, as the original did; a part longer than that is answered at once.
+ * The file part as received: every byte counted and hashed, even past the expected size (the
+ * original checked the hash before the size, and named the real size), but only up to the
+ * expected size stored. A part longer than that leaves its staging file unfinished.
  */
-const OVERSIZE_LOOKAHEAD = 64 * 1024;
+export interface ChunkBody {
+  size: number;
+  sha256: string;
+  chunkHash: string | undefined;
+}
 
-type PartResult = { kind: 'received'; size: number; sha256: string } | { kind: 'too-large'; size: number; exact: boolean };
+type PartResult = Omit<ChunkBody, 'chunkHash'>;
 
 /** Streams one part: hashed and counted on the way to disk, never held whole in memory. */
-function consumePart(
-  stream: Readable,
-  sink: ChunkSink,
-  signal: AbortSignal,
-  onEarlyOverflow: (result: PartResult) => void,
-): Promise<PartResult> {
+function consumePart(stream: Readable, sink: ChunkSink, signal: AbortSignal): Promise<PartResult> {
   if (sink.kind === 'discard') {
     return new Promise((resolve, reject) => {
       let size = 0;
       stream.on('data', (data: Buffer) => (size += data.length));
       stream.once('error', reject);
-      stream.once('end', () => resolve({ kind: 'received', size, sha256: '' }));
+      stream.once('end', () => resolve({ size, sha256: '' }));
     });
   }
   return new Promise((resolve, reject) => {
@@ -44,7 +39,6 @@ function consumePart(
     const out = fs.createWriteStream(sink.file, { flags: 'wx' });
     let size = 0;
     let overflowed = false;
-    let answered = false;
     let writeError: Error | undefined;
     // A request that ends before its part does leaves the part unfinished: close the file now.
     signal.addEventListener('abort', () => {
@@ -57,18 +51,16 @@ function consumePart(
     });
     stream.on('data', (data: Buffer) => {
       size += data.length;
+      hash.update(data);
       if (size > sink.expectedSize) {
+        // Refused whatever follows: the rest is only counted and hashed (the request's budget bounds it).
         if (!overflowed) {
           overflowed = true;
           out.destroy();
-        }
-        if (!answered && size > sink.expectedSize + OVERSIZE_LOOKAHEAD) {
-          answered = true;
-          onEarlyOverflow({ kind: 'too-large', size, exact: false });
+          stream.resume();
         }
         return;
       }
-      hash.update(data);
       if (!writeError && !out.write(data)) {
         stream.pause();
         out.once('drain', () => stream.resume());
@@ -79,10 +71,10 @@ function consumePart(
       reject(error);
     });
     stream.once('end', () => {
-      if (overflowed) return resolve({ kind: 'too-large', size, exact: true });
+      if (overflowed) return resolve({ size, sha256: hash.digest('hex') });
       out.end(() => {
         if (writeError) reject(writeError);
-        else resolve({ kind: 'received', size, sha256: hash.digest('hex') });
+        else resolve({ size, sha256: hash.digest('hex') });
       });
     });
   });
@@ -96,8 +88,8 @@ const missingFile = () => validationError([{ loc: ['body', 'file'], msg: 'field 
 
 /**
  * Reads a chunk request's form: the `file` part into `sink`, the optional `chunk_hash` field,
- * which may come before or after the file. Answers as soon as the file part is too large rather
- * than reading it to its end; the caller then lets the rest of the request drain (`discardRest`).
+ * which may come before or after the file. A body larger than any chunk could be is refused (413)
+ * without being read to its end; the caller then lets the rest drain (`discardRest`).
  */
 export function readChunkForm(req: IncomingMessage, sink: ChunkSink, maxChunkSize: number): Promise<ChunkBody> {
   let parser: busboy.Busboy;
@@ -134,17 +126,19 @@ export function readChunkForm(req: IncomingMessage, sink: ChunkSink, maxChunkSiz
       if (name === 'chunk_hash') chunkHash = value;
       if (name === 'file') fileAsText = true;
     });
-    parser.on('file', (name, stream) => {
+    parser.on('file', (name, stream, info) => {
+      // A part without a filename is a text field to Starlette, whatever its type (busboy takes an
+      // octet-stream part for a file).
+      if (name === 'file' && info.filename === undefined) {
+        fileAsText = !filePart;
+        stream.resume();
+        return;
+      }
       if (name !== 'file' || filePart) {
         stream.resume();
         return;
       }
-      filePart = consumePart(stream, sink, stop.signal, (early) => {
-        settle(() => {
-          req.unpipe(parser);
-          resolve({ ...(early as Extract<PartResult, { kind: 'too-large' }>), chunkHash });
-        });
-      });
+      filePart = consumePart(stream, sink, stop.signal);
       // An error here surfaces through the parser's own 'error' or through 'close' below.
       filePart.catch(() => undefined);
     });

@@ -262,12 +262,9 @@ export class LegacyService {
       if (refusal) throw await refusal();
       if (duplicate || sink.kind === 'discard') return { session: session!, chunk: n, status: 'already_exists' as const };
 
+      // In the original's order: the hash of what was sent, then its size.
       const expected = sink.expectedSize;
       const given = body.chunkHash?.trim().toLowerCase();
-      if (body.kind === 'too-large') {
-        const got = body.exact ? String(body.size) : `more than ${expected}`;
-        throw new LegacyError(400, `Invalid chunk size for chunk ${n}. Expected ${expected}, got ${got}`);
-      }
       if (given && given !== body.sha256) throw new LegacyError(400, `Chunk hash mismatch for chunk ${n}`);
       if (body.size !== expected) {
         throw new LegacyError(400, `Invalid chunk size for chunk ${n}. Expected ${expected}, got ${body.size}`);
