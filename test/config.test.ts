@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { expect } from 'chai';
 import { exportSPKI, generateKeyPair } from 'jose';
@@ -201,6 +202,34 @@ describe('config: the real process', function () {
     const lines = stderrLines(proc);
     expect(lines, proc.stderr()).to.have.length(1);
     expect(lines[0]).to.include('JWT_PUBLIC_KEY');
+  });
+
+  it('`npm start` passes SIGTERM on to the server, which stops cleanly (as a container runtime stops it)', async () => {
+    const port = await freePort();
+    const proc = runServer({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, JWT_SECRET: 'a-secret-of-sufficient-length' }, ['start'], 'npm');
+    const signal = (pid: number, name: NodeJS.Signals | 0) => {
+      try {
+        process.kill(pid, name);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    let serverPid = 0;
+    try {
+      await proc.waitForStdout(/tusgate listening/, 30_000);
+      // The process that listens is npm's child (the shell execs it): npm's signal must reach it.
+      serverPid = Number(execFileSync('pgrep', ['-P', String(proc.child.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
+      expect(await proc.stop('SIGTERM', 20_000)).to.equal(0);
+      expect(proc.stdout() + proc.stderr()).to.include('shutting down');
+      expect(signal(serverPid, 0), 'the server process outlived npm').to.equal(false);
+      const after = await request(`http://127.0.0.1:${port}/health`).catch((error: NodeJS.ErrnoException) => error.code);
+      expect(after).to.equal('ECONNREFUSED');
+    } finally {
+      // A server left behind by a failed run is stopped by its PID.
+      if (serverPid) signal(serverPid, 'SIGKILL');
+      await proc.stop('SIGKILL', 5000).catch(() => undefined);
+    }
   });
 
   it('refuses to start in production without a key, with one clear line', async () => {

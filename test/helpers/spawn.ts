@@ -28,12 +28,12 @@ export interface RunningServer {
 
 /**
  * Runs `node --import tsx server/main.ts` as `npm start` does (or node with other `args`: a built
- * bundle), with a clean tusgate environment.
+ * bundle, or another `command` such as npm itself), with a clean tusgate environment.
  */
-export function runServer(env: Record<string, string>, args = ['--import', 'tsx', 'server/main.ts']): RunningServer {
+export function runServer(env: Record<string, string>, args = ['--import', 'tsx', 'server/main.ts'], command = process.execPath): RunningServer {
   const base: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!TUSGATE_VARIABLES.test(name)) base[name] = value;
-  const child = spawn(process.execPath, args, {
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
     env: { ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
