@@ -84,6 +84,28 @@ describe('tus endpoint /files/', () => {
       expect(file.body.equals(PNG)).to.equal(true);
     });
 
+    it('leaves nothing behind when a creation\'s body is longer than its Upload-Length (413, no Location)', async () => {
+      const token = await server.token('carol');
+      const active = await server.tusgate.quota.activeCount('carol');
+      const res = await request(`${server.url}/files/`, {
+        method: 'POST',
+        headers: {
+          'Tus-Resumable': '1.0.0',
+          Authorization: `Bearer ${token}`,
+          'Upload-Length': PNG.length - 10,
+          'Upload-Metadata': metadata({ filetype: 'image/png' }),
+          'Content-Type': 'application/offset+octet-stream',
+        },
+        body: PNG,
+      });
+      expect(res.status).to.equal(413);
+      expect(res.headers.location).to.equal(undefined);
+      // Nobody could resume it: neither its record, nor its bytes, nor its owner's slot is kept.
+      expect(await server.tusgate.quota.activeCount('carol')).to.equal(active);
+      const records = await server.tusgate.store.records.all();
+      expect(records.filter((record) => record.owner === 'carol' && record.state === 'uploading')).to.deep.equal([]);
+    });
+
     it('accepts a deferred length declared with the last PATCH (creation-defer-length)', async () => {
       const created = await client.create('defer', { filetype: 'image/jpeg' });
       expect(created.status).to.equal(201);
@@ -186,6 +208,22 @@ describe('tus endpoint /files/', () => {
       }
     });
 
+    it('takes numbers with leading zeros and the PATCH Content-Type in any case, as tus and HTTP allow', async () => {
+      const created = await request(`${server.url}/files/`, {
+        method: 'POST',
+        headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${await server.token('alice')}`, 'Upload-Length': '0012', 'Upload-Metadata': metadata({ filetype: 'text/plain' }) },
+      });
+      expect(created.status, created.text).to.equal(201);
+      const url = created.headers.location!;
+      expect((await client.head(url)).headers['upload-length']).to.equal('12');
+      const first = await client.patch(url, 0, TEXT.subarray(0, 5), { 'Upload-Offset': '00', 'Content-Type': 'Application/Offset+Octet-Stream' });
+      expect(first.status, first.text).to.equal(204);
+      expect(first.headers['upload-offset']).to.equal('5');
+      const rest = await client.patch(url, 5, TEXT.subarray(5, 12), { 'Upload-Offset': '005', 'Content-Type': 'APPLICATION/OFFSET+OCTET-STREAM' });
+      expect(rest.status, rest.text).to.equal(204);
+      expect((await request(url)).body.equals(TEXT.subarray(0, 12))).to.equal(true);
+    });
+
     it('answers 400 to malformed Upload-Offset', async () => {
       for (const offset of ['abc', '-1', '1.5', '1e3', '99999999999999999999', ' ']) {
         const res = await client.patch(location, 10, 'xxxxx', { 'Upload-Offset': offset });
@@ -197,7 +235,7 @@ describe('tus endpoint /files/', () => {
     it('answers 400 to malformed Upload-Length and Upload-Metadata at creation', async () => {
       const token = await server.token('alice');
       const base = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
-      for (const length of ['abc', '-5', '1.5', '123456789012345678901']) {
+      for (const length of ['abc', '-5', '1.5', '1e3', ' ']) {
         const res = await request(`${server.url}/files/`, { method: 'POST', headers: { ...base, 'Upload-Length': length, 'Upload-Metadata': metadata({ filetype: 'text/plain' }) } });
         expect(res.status, length).to.equal(400);
       }
@@ -278,9 +316,16 @@ describe('tus endpoint /files/', () => {
   });
 
   describe('limits at creation', () => {
-    it('answers 413 for Upload-Length over MAX_FILE_SIZE', async () => {
+    it('answers 413 for Upload-Length over MAX_FILE_SIZE, also one with more digits than a safe integer', async () => {
       const res = await client.create(1_000_001, { filetype: 'video/mp4' });
       expect(res.status).to.equal(413);
+      for (const length of ['9007199254740993', '123456789012345678901']) {
+        const huge = await request(`${server.url}/files/`, {
+          method: 'POST',
+          headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${await server.token('alice')}`, 'Upload-Length': length, 'Upload-Metadata': metadata({ filetype: 'video/mp4' }) },
+        });
+        expect(huge.status, length).to.equal(413);
+      }
     });
 
     it('answers 415 for a missing or disallowed type, and takes `type` when `filetype` is absent', async () => {

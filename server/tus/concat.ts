@@ -6,6 +6,7 @@ import { isFinal, isPartial, type UploadRecord } from '../uploads/records.js';
 import type { RequestContext } from '../uploads/request-context.js';
 import { declaredTypeOf, type HttpError, type VerifyingStore } from '../uploads/verifying-store.js';
 import { withLocks } from './locks.js';
+import { replaceRequestHeader } from './request-headers.js';
 import { uploadIdFromUrl, uploadUrl } from './urls.js';
 
 export type UploadConcat = { kind: 'partial' } | { kind: 'final'; urls: string[] };
@@ -27,17 +28,6 @@ function answer(res: Response, status: number, body: string, headers: Record<str
 
 function isHttpError(error: unknown): error is HttpError {
   return typeof (error as Partial<HttpError> | undefined)?.status_code === 'number';
-}
-
-/**
- * Hides a request header from @tus/server, which reads both `headers` and `rawHeaders` (through
- * srvx). A partial upload is an ordinary creation apart from its header, which @tus/server refuses.
- */
-function hideHeader(req: Request, name: string): void {
-  delete req.headers[name];
-  for (let i = req.rawHeaders.length - 2; i >= 0; i -= 2) {
-    if (req.rawHeaders[i]!.toLowerCase() === name) req.rawHeaders.splice(i, 2);
-  }
 }
 
 /** The bytes of the parts, one after another, streamed from the store (never held in memory). */
@@ -72,7 +62,8 @@ export class Concatenation {
       if (!header || !concat) return false;
       if (concat.kind === 'partial') {
         context.concat = 'partial';
-        hideHeader(req, 'upload-concat');
+        // A partial upload is an ordinary creation apart from its header, which @tus/server refuses.
+        replaceRequestHeader(req, 'upload-concat', undefined);
         return false;
       }
       await this.createFinal(req, res, context, header.trim(), concat.urls);

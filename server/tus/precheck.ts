@@ -2,16 +2,26 @@ import type { NextFunction, Request, Response } from 'express';
 import { Metadata, TUS_RESUMABLE } from '@tus/utils';
 import { parseUploadChecksum } from '../uploads/checksum.js';
 import { parseUploadConcat } from './concat.js';
+import { replaceRequestHeader } from './request-headers.js';
 
 const OFFSET_CONTENT_TYPE = 'application/offset+octet-stream';
-const NON_NEGATIVE_INTEGER = /^\d{1,16}$/;
+const DIGITS = /^\d+$/;
 
 function refuse(res: Response, status: number, message: string, headers: Record<string, string> = {}) {
   res.status(status).set({ 'Tus-Resumable': TUS_RESUMABLE, ...headers }).type('text/plain').send(`${message}\n`);
 }
 
-function isValidLength(value: string): boolean {
-  return NON_NEGATIVE_INTEGER.test(value) && Number(value) <= Number.MAX_SAFE_INTEGER;
+/**
+ * A tus number header as a safe integer, handed on to @tus/server in the plain spelling it accepts
+ * (`012` is twelve to tus; @tus/server refuses leading zeros). Undefined when it is no integer, or
+ * one too large to be exact.
+ */
+function normalizedNumber(req: Request, name: string, value: string): number | undefined {
+  if (!DIGITS.test(value) || value.replace(/^0+(?=\d)/, '').length > 16) return undefined;
+  const number = Number(value);
+  if (!Number.isSafeInteger(number)) return undefined;
+  if (String(number) !== value) replaceRequestHeader(req, name, String(number));
+  return number;
 }
 
 /**
@@ -29,11 +39,15 @@ export function tusPrecheck(maxFileSize: number) {
       });
     }
     const offset = req.get('upload-offset');
-    if (offset !== undefined && !isValidLength(offset)) return refuse(res, 400, 'Bad Request: Upload-Offset must be a non-negative integer');
+    if (offset !== undefined && normalizedNumber(req, 'Upload-Offset', offset) === undefined) {
+      return refuse(res, 400, 'Bad Request: Upload-Offset must be a non-negative integer');
+    }
     const length = req.get('upload-length');
     if (length !== undefined) {
-      if (!isValidLength(length)) return refuse(res, 400, 'Bad Request: Upload-Length must be a non-negative integer');
-      if (Number(length) > maxFileSize) return refuse(res, 413, `Request Entity Too Large: Upload-Length exceeds the maximum of ${maxFileSize} bytes`);
+      const size = normalizedNumber(req, 'Upload-Length', length);
+      // Digits too many to be exact are still a length, and over any limit.
+      if (size === undefined && !DIGITS.test(length)) return refuse(res, 400, 'Bad Request: Upload-Length must be a non-negative integer');
+      if (size === undefined || size > maxFileSize) return refuse(res, 413, `Request Entity Too Large: Upload-Length exceeds the maximum of ${maxFileSize} bytes`);
     }
     const defer = req.get('upload-defer-length');
     if (defer !== undefined && defer !== '1') return refuse(res, 400, 'Bad Request: Upload-Defer-Length must be 1');
@@ -56,12 +70,13 @@ export function tusPrecheck(maxFileSize: number) {
       if (!concat) return refuse(res, 400, 'Bad Request: Upload-Concat must be "partial" or "final;" followed by upload URLs');
       if (concat.kind === 'final' && defer !== undefined) return refuse(res, 400, 'Bad Request: a final upload takes its length from its parts');
     }
+    // Media types are case-insensitive; @tus/server compares them exactly.
+    const contentType = req.get('content-type');
+    const offsetBody = contentType?.trim().toLowerCase() === OFFSET_CONTENT_TYPE;
+    if (offsetBody && contentType !== OFFSET_CONTENT_TYPE) replaceRequestHeader(req, 'Content-Type', OFFSET_CONTENT_TYPE);
     if (req.method === 'PATCH') {
       if (offset === undefined) return refuse(res, 400, 'Bad Request: Upload-Offset header required');
-      const contentType = req.get('content-type');
-      if (contentType?.trim().toLowerCase() !== OFFSET_CONTENT_TYPE) {
-        return refuse(res, 415, `Unsupported Media Type: PATCH needs Content-Type: ${OFFSET_CONTENT_TYPE}`);
-      }
+      if (!offsetBody) return refuse(res, 415, `Unsupported Media Type: PATCH needs Content-Type: ${OFFSET_CONTENT_TYPE}`);
     }
     // A final upload's length is the sum of its parts'.
     if (req.method === 'POST' && length === undefined && defer === undefined && concat?.kind !== 'final') {

@@ -82,11 +82,19 @@ export function createTusServer(options: TusServerOptions): Server {
       context.admitted = true;
       return {};
     },
-    onResponseError(req, error) {
-      if ('status_code' in error) return undefined;
+    async onResponseError(req, error) {
+      const context = contextOfRequest(req);
+      const known = 'status_code' in error;
+      const full = !known && (error as NodeJS.ErrnoException).code === 'ENOSPC';
+      if (req.method === 'POST' && context?.admitted && context.uploadId && context.user) {
+        // The error answer of a creation has no Location: what it stored goes before the answer does.
+        const reason = known && error.status_code === 413 ? 'size' : 'aborted';
+        await options.store.abandonCreation(context.uploadId, context.user, reason).catch(() => undefined);
+      }
+      if (known) return undefined;
       // A full disk anywhere on the way (records, metadata) is 507, not a server bug.
-      if ((error as NodeJS.ErrnoException).code === 'ENOSPC') return STORAGE_FULL;
-      options.logger.error({ err: error, uploadId: contextOfRequest(req)?.uploadId }, 'tus request failed');
+      if (full) return STORAGE_FULL;
+      options.logger.error({ err: error, uploadId: context?.uploadId }, 'tus request failed');
       return undefined;
     },
   };

@@ -265,6 +265,19 @@ export class VerifyingStore extends DataStore {
     await this.finish(record, stored);
   }
 
+  /**
+   * Removes what a creation stored when the creation was answered with an error (a 413 for a body
+   * over its length, a full disk): the answer has no Location, so nobody could resume the upload,
+   * and it would hold one of its owner's active-upload slots until the expiry sweep. Frees the slot
+   * also when nothing was stored.
+   */
+  async abandonCreation(id: string, owner: string, reason: FailureReason): Promise<void> {
+    await this.writeSettled(id);
+    const record = await this.records.get(id);
+    if (record?.state === 'uploading') await this.discard(record, reason);
+    else if (!record) await this.quota.release(owner, id);
+  }
+
   override async remove(id: string): Promise<void> {
     const record = await this.records.get(id);
     if (!record) throw ERRORS.FILE_NOT_FOUND;
