@@ -22,6 +22,18 @@ const bool = z.preprocess((v) => {
   if (/^(false|0|no)$/i.test(v)) return false;
   return v;
 }, z.boolean({ error: 'must be true or false' }));
+/** An http(s) URL: a key set, a hook or an S3 endpoint is fetched over HTTP, nothing else. */
+const httpUrl = () => z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+/** A browser origin as the Origin header carries it (scheme://host[:port]), or `*`. */
+const isOrigin = (value: string) => {
+  if (value === '*') return true;
+  try {
+    const url = new URL(value);
+    return /^https?:$/.test(url.protocol) && url.origin === value;
+  } catch {
+    return false;
+  }
+};
 const mimePattern = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)$/i;
 
 const schema = z.object({
@@ -30,7 +42,7 @@ const schema = z.object({
   DATA_DIR: z.string().min(1),
   JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   JWT_PUBLIC_KEY: z.string().includes('-----BEGIN', { message: 'must be a PEM public key' }).optional(),
-  JWT_JWKS_URL: z.url().optional(),
+  JWT_JWKS_URL: httpUrl().optional(),
   JWT_ISSUER: z.string().min(1).optional(),
   JWT_AUDIENCE: z.string().min(1).optional(),
   JWT_USER_CLAIM: z.string().min(1),
@@ -43,10 +55,10 @@ const schema = z.object({
   MAX_ACTIVE_UPLOADS_PER_USER: int(1),
   UPLOADS_PER_HOUR_PER_USER: int(1),
   FILES_PUBLIC: bool,
-  CORS_ORIGINS: list,
+  CORS_ORIGINS: list.pipe(z.array(z.string().refine(isOrigin, 'must be origins such as https://app.example (scheme://host[:port], no path), or *'))),
   STORAGE: z.enum(['file', 's3']),
   S3_BUCKET: z.string().min(3, 'must be a bucket name').optional(),
-  S3_ENDPOINT: z.url().optional(),
+  S3_ENDPOINT: httpUrl().optional(),
   S3_REGION: z.string().min(1),
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
@@ -55,10 +67,10 @@ const schema = z.object({
   MAX_IMAGE_PIXELS: int(1),
   MAX_MEDIA_DURATION_SECONDS: z.coerce.number().positive('must be a positive number of seconds').optional(),
   MIN_MEDIA_DURATION_SECONDS: z.coerce.number().nonnegative('must be a number of seconds').optional(),
-  HOOKS_URL: z.url().optional(),
+  HOOKS_URL: httpUrl().optional(),
   HOOKS_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   HOOKS_EVENTS: list.pipe(z.array(z.enum(['upload.created', 'upload.completed', 'upload.failed', 'upload.terminated', 'upload.expired']))),
-  HOOKS_PRE_CREATE_URL: z.url().optional(),
+  HOOKS_PRE_CREATE_URL: httpUrl().optional(),
   HOOKS_TIMEOUT_MS: int(1),
   HOOKS_PRE_CREATE_FAIL_OPEN: bool,
   HOOKS_MAX_AGE_SECONDS: int(1),
@@ -98,6 +110,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new ConfigError(`invalid configuration: ${name}=${shown(name, input[name])}: ${issue.message}`);
   }
   const config = parsed.data;
+  const keys = (['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_JWKS_URL'] as const).filter((name) => config[name]);
+  if (keys.length > 1) throw new ConfigError(`invalid configuration: ${keys.join(', ')}: only one may be set (tokens are checked with one key)`);
   if (config.STORAGE === 's3' && !config.S3_BUCKET) throw new ConfigError('invalid configuration: S3_BUCKET is required when STORAGE=s3');
   if (Boolean(config.S3_ACCESS_KEY_ID) !== Boolean(config.S3_SECRET_ACCESS_KEY)) {
     throw new ConfigError('invalid configuration: S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together');

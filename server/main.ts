@@ -1,5 +1,6 @@
 import http from 'node:http';
-import { createApp } from './app.js';
+import path from 'node:path';
+import { createApp, type Tusgate } from './app.js';
 import { makeDevSecret, signDevToken, DEMO_USER } from './auth/dev.js';
 import { createTokenVerifier } from './auth/verifier.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -34,7 +35,19 @@ async function start(): Promise<void> {
   } catch (error) {
     fail(`invalid configuration: ${(error as Error).message}`);
   }
-  const tusgate = await createApp(config, { verify, devToken });
+  let tusgate: Tusgate;
+  try {
+    tusgate = await createApp(config, { verify, devToken });
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    // A data directory that cannot be made or written is a setting to fix, not a crash to debug.
+    const { code, path: where } = error as NodeJS.ErrnoException;
+    const dataDir = path.resolve(config.DATA_DIR);
+    if (code && where && (path.resolve(where) + path.sep).startsWith(dataDir + path.sep)) {
+      fail(`DATA_DIR=${JSON.stringify(config.DATA_DIR)} cannot be used: ${(error as Error).message}`);
+    }
+    throw error;
+  }
   const { logger } = tusgate;
 
   const server = http.createServer(tusgate.app);
@@ -43,10 +56,16 @@ async function start(): Promise<void> {
   server.timeout = config.REQUEST_IDLE_TIMEOUT_MS;
   server.keepAliveTimeout = 5000;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.PORT, config.HOST, resolve);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.PORT, config.HOST, resolve);
+    });
+  } catch (error) {
+    await tusgate.close().catch(() => undefined);
+    // An address in use, a port that needs privileges, a HOST that is no address of this machine.
+    fail(`cannot listen on HOST=${config.HOST} PORT=${config.PORT}: ${(error as Error).message}`);
+  }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   logger.info({ host: config.HOST, port, dataDir: config.DATA_DIR }, 'tusgate listening');

@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import { expect } from 'chai';
 import { exportSPKI, generateKeyPair } from 'jose';
 import { ConfigError, loadConfig } from '../server/config.js';
@@ -120,6 +122,21 @@ describe('config: loadConfig', () => {
     expectRefused({ JWT_PUBLIC_KEY: 'not a pem' }, 'JWT_PUBLIC_KEY');
     expectRefused({ STORAGE: 'ftp' }, 'STORAGE');
     expectRefused({ UPLOAD_EXPIRY_SECONDS: '1h' }, 'UPLOAD_EXPIRY_SECONDS');
+    expectRefused({ CORS_ORIGINS: 'notaurl' }, 'CORS_ORIGINS');
+    expectRefused({ CORS_ORIGINS: 'https://a.example,http://b.example/path' }, 'CORS_ORIGINS');
+    expectRefused({ JWT_JWKS_URL: 'ftp://keys.example/jwks.json' }, 'JWT_JWKS_URL');
+    expectRefused({ HOOKS_URL: 'file:///etc/passwd', HOOKS_SECRET: 'a-secret-of-sufficient-length' }, 'HOOKS_URL');
+  });
+
+  it('takes CORS_ORIGINS as origins (or *), and exactly one JWT key', () => {
+    expect(loadConfig({ CORS_ORIGINS: 'https://a.example:8443, http://127.0.0.1:3000' }).CORS_ORIGINS).to.deep.equal([
+      'https://a.example:8443',
+      'http://127.0.0.1:3000',
+    ]);
+    expect(loadConfig({ CORS_ORIGINS: '*' }).CORS_ORIGINS).to.deep.equal(['*']);
+    const both = expectRefused({ JWT_SECRET: 'a-secret-of-sufficient-length', JWT_JWKS_URL: 'https://keys.example/jwks.json' }, 'JWT_SECRET');
+    expect(both).to.include('JWT_JWKS_URL');
+    expect(both).not.to.include('a-secret-of-sufficient-length');
   });
 
   it('refuses a number written in another notation, rather than guessing what it meant', () => {
@@ -181,6 +198,29 @@ describe('config: the real process', function () {
     expect(lines, proc.stderr()).to.have.length(1);
     expect(lines[0]).to.include('MAX_FILE_SIZE');
     expect(proc.stdout()).not.to.include('listening');
+  });
+
+  it('stops with one line naming the variable when DATA_DIR, HOST or PORT cannot be used', async () => {
+    const secret = { JWT_SECRET: 'a-secret-of-sufficient-length' };
+    const busy = net.createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    try {
+      const cases: Array<[Record<string, string>, RegExp]> = [
+        [{ PORT: String(await freePort()), DATA_DIR: '/dev/null/x' }, /DATA_DIR/],
+        [{ PORT: String(await freePort()), DATA_DIR: dataDir, HOST: 'not..a..host' }, /HOST=not\.\.a\.\.host/],
+        [{ PORT: String((busy.address() as net.AddressInfo).port), HOST: '127.0.0.1', DATA_DIR: dataDir }, /PORT=\d+.*EADDRINUSE/],
+      ];
+      for (const [env, named] of cases) {
+        const proc = run({ ...secret, ...env });
+        expect(await exitCode(proc)).to.not.equal(0);
+        const lines = stderrLines(proc);
+        expect(lines, proc.stderr()).to.have.length(1);
+        expect(lines[0]).to.match(named);
+        expect(proc.stdout()).not.to.include('listening');
+      }
+    } finally {
+      busy.close();
+    }
   });
 
   it('stops on a PEM that is not a usable key with one line naming JWT_PUBLIC_KEY', async () => {

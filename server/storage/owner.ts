@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { ConfigError } from '../config.js';
 
 const HOST = os.hostname();
 /** How often the owner touches its mark, and how long after the last touch a mark counts as left behind. */
@@ -56,7 +57,7 @@ export async function claimDirectory(directory: string): Promise<() => Promise<v
       const pid = Number(pidText);
       const fresh = stat !== undefined && Date.now() - stat.mtimeMs < STALE_MS;
       if (fresh && host === HOST && Number.isInteger(pid) && pid !== process.pid && processRunning(pid)) {
-        throw new Error(`DATA_DIR ${directory} is in use by process ${pid} of this host; several processes on one directory need REDIS_URL`);
+        throw new ConfigError(`DATA_DIR ${directory} is in use by process ${pid} of this host; several processes on one directory need REDIS_URL`);
       }
       await fs.rm(file, { force: true });
     }
