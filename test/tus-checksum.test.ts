@@ -67,6 +67,7 @@ describe('tus 1.0.0 › Protocol Extensions › Checksum', () => {
     damaged[50_000] = damaged[50_000]! ^ 0xff;
     const refused = await client.patch(location, 100_000, damaged, { 'Upload-Checksum': checksum('sha1', middle) });
     expect(refused.status).to.equal(460);
+    expect(refused.statusMessage).to.equal('Checksum Mismatch');
     expect((await client.head(location)).headers['upload-offset']).to.equal('100000');
     expect(await stored(location)).to.equal(100_000);
 

@@ -21,6 +21,8 @@ function mergeContextHeaders(request: Request, res: ServerResponse, context: Req
   (res as unknown as { writeHead: (...args: unknown[]) => ServerResponse }).writeHead = (...args: unknown[]) => {
     // The request log line is written on 'finish'; the upload a creation made is known by now.
     if (context.uploadId) request.uploadId = context.uploadId;
+    // Node knows no reason phrase for 460; tus clients and tusd call it this.
+    if (args[0] === 460 && !args[1]) args[1] = 'Checksum Mismatch';
     const extra = Object.entries(context.responseHeaders);
     const raw = args.find((arg): arg is string[] => Array.isArray(arg));
     if (raw) {

@@ -3,6 +3,8 @@ import type { Readable } from 'node:stream';
 
 export interface RawResponse {
   status: number;
+  /** The reason phrase of the status line. */
+  statusMessage: string;
   headers: http.IncomingHttpHeaders;
   body: Buffer;
   text: string;
@@ -22,7 +24,7 @@ export function request(
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
         const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
+        resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, body, text: body.toString('utf8') });
       });
       res.on('error', reject);
     });
