@@ -162,7 +162,9 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
       request(`${cluster.urls[1]}/ready`),
       legacyClient(cluster.urls[2]!, token).initiate({ filename: 'a.png', file_size: 10, mime_type: 'image/png' }),
     ]);
-    expect(during.map((answer) => answer.status)).to.deep.equal([503, 503, 503, 503, 503]);
+    // A HEAD is 423, the one answer tus-js-client retries when it resumes (see the next test).
+    expect(during.map((answer) => answer.status)).to.deep.equal([503, 423, 503, 503, 503]);
+    for (const index of [0, 1, 2, 4]) expect(during[index]!.headers['retry-after'], `answer ${index}`).to.equal('1');
     expect(JSON.parse(during[3]!.text).checks.redis).to.match(/unreachable/);
 
     cluster.redis = await startRedis({ port, dir, appendOnly: true });
@@ -183,5 +185,36 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
     const served = await request(`${cluster.urls[0]}${path}`, { headers: { Authorization: `Bearer ${token}` } });
     expect(served.body.equals(file)).to.equal(true);
     expect((await client.create(10, AS_PNG)).status).to.equal(201);
+  });
+
+  it('lets tus-js-client resume an upload through a Redis outage instead of starting it over', async () => {
+    const file = png(300 * 1024);
+    const client = tus(cluster.urls[0]!, token);
+    const created = await client.create(file.length, AS_PNG);
+    const path = new URL(created.headers.location!).pathname;
+    expect((await client.patch(`${cluster.urls[0]}${path}`, 0, file.subarray(0, 100 * 1024))).status).to.equal(204);
+
+    const { port, dir } = cluster.redis;
+    await cluster.redis.stop({ keepData: true });
+    const creations: string[] = [];
+    const resumed = new Promise<string>((resolve, reject) => {
+      const upload: tusClient.Upload = new tusClient.Upload(file, {
+        uploadUrl: `${cluster.urls[1]}${path}`,
+        endpoint: `${cluster.urls[1]}/files/`,
+        headers: { Authorization: `Bearer ${token}` },
+        metadata: AS_PNG,
+        retryDelays: [300, 600, 1200, 2400, 4800],
+        onBeforeRequest: (req) => void (req.getMethod() === 'POST' && creations.push(req.getURL())),
+        onSuccess: () => resolve(upload.url!),
+        onError: reject,
+      });
+      upload.start();
+    });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    cluster.redis = await startRedis({ port, dir, appendOnly: true });
+    expect(await resumed).to.equal(`${cluster.urls[1]}${path}`);
+    expect(creations, 'no new upload was created').to.deep.equal([]);
+    const served = await request(`${cluster.urls[2]}${path}`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(served.body.equals(file)).to.equal(true);
   });
 });

@@ -17,6 +17,16 @@ export class Unavailable extends Error {
   }
 }
 
+/**
+ * What a HEAD gets while shared state is away. tus-js-client resumes with a HEAD and retries it
+ * only on 423 (on a 5xx it drops the upload and starts a new one from byte 0), so "locked for the
+ * moment" is the answer that keeps a resume a resume.
+ */
+export const RESUME_LATER = {
+  status_code: 423,
+  body: "Locked: the upload's state is unreachable for the moment (shared state); retry shortly\n",
+} as const;
+
 /** An error that says "not now" rather than "broken": shared state unreachable (503), upload locked (423). */
 export function isTemporary(error: unknown): boolean {
   const status = (error as { status_code?: number } | null)?.status_code;

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Server as TusServer } from '@tus/server';
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Metrics } from '../ops/metrics.js';
+import { isTemporary, RESUME_LATER } from '../redis/unavailable.js';
 import { CHECKSUM_ALGORITHMS, requestChecksum } from '../uploads/checksum.js';
 import { reprDigest } from '../uploads/digest.js';
 import type { Quota } from '../uploads/quota.js';
@@ -81,7 +82,14 @@ export function tusDoor(options: TusDoorOptions): Router {
     if (id && req.method !== 'OPTIONS') {
       // Another user's upload is answered exactly like one that does not exist.
       req.uploadId = id;
-      const record = await store.records.get(id);
+      let record;
+      try {
+        record = await store.records.get(id);
+      } catch (error) {
+        if (req.method !== 'HEAD' || !isTemporary(error)) throw error;
+        res.status(RESUME_LATER.status_code).set({ 'Retry-After': '1', 'Tus-Resumable': '1.0.0' }).type('text/plain').send(RESUME_LATER.body);
+        return;
+      }
       if (!record || record.owner !== context.user) return notFound(res);
       if (record.state === 'complete' && record.sha256) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256);
     }

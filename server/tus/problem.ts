@@ -34,6 +34,8 @@ export class Problem {
       detail: this.detail,
       ...this.members,
     };
-    res.status(this.status).set({ ...headers, ...this.headers, 'Content-Type': 'application/problem+json' }).end(JSON.stringify(body));
+    // A service away (shared state, the policy hook) is a moment's trouble: say when to try again.
+    const retry = this.status === 503 ? { 'Retry-After': '1' } : {};
+    res.status(this.status).set({ ...retry, ...headers, ...this.headers, 'Content-Type': 'application/problem+json' }).end(JSON.stringify(body));
   }
 }

@@ -1,6 +1,7 @@
 import { Server, type ServerOptions } from '@tus/server';
 import type { Locker } from '@tus/utils';
 import type { Logger } from 'pino';
+import { RESUME_LATER } from '../redis/unavailable.js';
 import { STORAGE_FULL } from '../storage/file-store.js';
 import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
@@ -91,6 +92,9 @@ export function createTusServer(options: TusServerOptions): Server {
         const reason = known && error.status_code === 413 ? 'size' : 'aborted';
         await options.store.abandonCreation(context.uploadId, context.user, reason).catch(() => undefined);
       }
+      // Shared state (or the policy hook) away: clients are told when to try again.
+      if (known && error.status_code === 503 && context) context.responseHeaders['Retry-After'] ??= '1';
+      if (known && error.status_code === 503 && req.method === 'HEAD') return RESUME_LATER;
       if (known) return undefined;
       // A full disk anywhere on the way (records, metadata) is 507, not a server bug.
       if (full) return STORAGE_FULL;
