@@ -18,6 +18,7 @@ interface Received {
   time: string;
   data: Record<string, unknown>;
   signed: boolean;
+  eventId?: string | string[];
 }
 
 /** A real receiver on loopback; `answer` decides each response. */
@@ -164,7 +165,7 @@ describe('event hooks', function () {
         let body = '';
         req.on('data', (chunk: Buffer) => (body += chunk));
         req.on('end', () => {
-          seen.push({ ...JSON.parse(body), signed: verifySignature(SECRET, req.headers['tusgate-signature'] as string, body) });
+          seen.push({ ...JSON.parse(body), signed: verifySignature(SECRET, req.headers['tusgate-signature'] as string, body), eventId: req.headers['tusgate-event-id'] });
           if (mode === 'allow') res.writeHead(204).end();
           else if (mode === 'refuse') res.writeHead(403, { 'Content-Type': 'text/plain' }).end('uploads are closed on Sundays');
           else setTimeout(() => res.writeHead(204).end(), 2000);
@@ -177,7 +178,7 @@ describe('event hooks', function () {
       try {
         const client = tus(server.url, await server.token('alice'));
         expect((await client.create(TEXT.length, { filetype: 'text/plain', filename: 'x.txt' })).status).to.equal(201);
-        expect(seen[0]).to.include({ type: 'upload.pre-create', signed: true });
+        expect(seen[0]).to.include({ type: 'upload.pre-create', signed: true, eventId: seen[0]!.id });
         expect(seen[0]!.data).to.deep.include({ owner: 'alice', origin: 'tus', length: TEXT.length });
         expect((seen[0]!.data.metadata as Record<string, string>).filename).to.equal('x.txt');
 
@@ -194,7 +195,9 @@ describe('event hooks', function () {
         expect(legacy.text).to.include('uploads are closed on Sundays');
 
         mode = 'slow';
-        expect((await client.create(TEXT.length)).status).to.equal(503);
+        const away = await client.create(TEXT.length);
+        expect(away.status).to.equal(503);
+        expect(away.headers['retry-after']).to.equal('1');
         expect((await tus(open.url, await open.token('alice')).create(TEXT.length)).status).to.equal(201);
       } finally {
         await server.close();

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { UploadEvents } from '../uploads/events.js';
 import type { UploadRecord } from '../uploads/records.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
-import { SIGNATURE_HEADER, signatureHeader } from './signature.js';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader } from './signature.js';
 
 export const HOOK_EVENT_TYPES = ['upload.created', 'upload.completed', 'upload.failed', 'upload.terminated', 'upload.expired'] as const;
 
@@ -129,7 +129,7 @@ export class HookDelivery {
     try {
       const response = await fetch(this.options.url, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', [SIGNATURE_HEADER]: signatureHeader(this.options.secret, body), 'Tusgate-Event-Id': event.id },
+        headers: { 'Content-Type': 'application/json', [SIGNATURE_HEADER]: signatureHeader(this.options.secret, body), [EVENT_ID_HEADER]: event.id },
         body,
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SIGNATURE_HEADER, signatureHeader } from './signature.js';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader } from './signature.js';
 
 export interface PreCreateRequest {
   user: string;
@@ -24,8 +24,9 @@ export interface PreCreateOptions {
  */
 export function preCreateHook(options: PreCreateOptions) {
   return async (request: PreCreateRequest): Promise<PreCreateVerdict> => {
+    const id = `evt_${randomUUID().replace(/-/g, '')}`;
     const body = JSON.stringify({
-      id: `evt_${randomUUID().replace(/-/g, '')}`,
+      id,
       type: 'upload.pre-create',
       time: new Date().toISOString(),
       data: { owner: request.user, origin: request.origin, length: request.length, metadata: request.metadata },
@@ -35,7 +36,7 @@ export function preCreateHook(options: PreCreateOptions) {
     try {
       response = await fetch(options.url, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', [SIGNATURE_HEADER]: signatureHeader(options.secret, body) },
+        headers: { 'Content-Type': 'application/json', [SIGNATURE_HEADER]: signatureHeader(options.secret, body), [EVENT_ID_HEADER]: id },
         body,
         signal: AbortSignal.timeout(options.timeoutMs),
       });

@@ -2,6 +2,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /** The header that carries a delivery's timestamp and signature: `t=<unix seconds>,v1=<hex>`. */
 export const SIGNATURE_HEADER = 'Tusgate-Signature';
+/** The header that names the event a delivery carries (its `id`), for receivers that deduplicate. */
+export const EVENT_ID_HEADER = 'Tusgate-Event-Id';
 
 /** HMAC-SHA256 over `<timestamp>.<body>`, so a captured body cannot be replayed with a new time. */
 export function sign(secret: string, timestamp: number, body: string): string {

@@ -59,7 +59,11 @@ export async function admitUpload(request: CreationRequest, limits: PolicyLimits
       length: request.length ?? null,
       metadata: request.metadata ?? {},
     });
-    if (!answer.ok) return { ok: false, error: { status_code: answer.status, body: `${answer.message}\n` } };
+    if (!answer.ok) {
+      // The policy service away (503) is a moment's trouble: clients are told when to try again.
+      const retryAfterSeconds = answer.status === 503 ? 1 : undefined;
+      return { ok: false, error: { status_code: answer.status, body: `${answer.message}\n` }, retryAfterSeconds };
+    }
   }
   const admission = await quota.admit(request.user, request.uploadId);
   if (!admission.ok) {
