@@ -75,6 +75,12 @@ const { FileUrlStorage } = tus as unknown as { FileUrlStorage: new (file: string
  */
 class SerialUrlStorage implements tus.UrlStorage {
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Set while the server's last answer to a resuming HEAD said "not you" or "not now" (401, 403,
+   * 429): tus-js-client drops an upload's entry on any 4xx there, but the upload is still on the
+   * server, to be continued with a valid token or later.
+   */
+  keepEntries = false;
 
   constructor(private readonly inner: tus.UrlStorage) {}
 
@@ -105,6 +111,7 @@ class SerialUrlStorage implements tus.UrlStorage {
     return this.run(() => this.inner.findUploadsByFingerprint(fingerprint));
   }
   removeUpload(urlStorageKey: string) {
+    if (this.keepEntries) return Promise.resolve();
     return this.run(() => this.inner.removeUpload(urlStorageKey));
   }
   addUpload(fingerprint: string, upload: tus.PreviousUpload) {
@@ -255,6 +262,7 @@ async function uploadFile(file: string, settings: UploadSettings, current: { upl
       // 4xx answers other than 409/423 are final; tus-js-client retries the rest.
       retryDelays: settings.retryDelays,
       onAfterResponse(request, response) {
+        if (request.getMethod() === 'HEAD') settings.urlStorage.keepEntries = [401, 403, 429].includes(response.getStatus());
         if (request.getMethod() === 'HEAD' && response.getStatus() === 200) {
           bar.log(`${name}: resuming ${upload.url} from byte ${response.getHeader('Upload-Offset')} of ${stat.size}`);
         }

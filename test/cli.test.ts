@@ -167,6 +167,11 @@ describe('command-line uploader (npm run upload)', function () {
     expect((await first.exited).code).to.equal(130);
     expect(first.stderr()).to.include('run the same command again');
 
+    // A run with a bad token fails, and does not make the next run forget the upload.
+    const badToken = runCli(args.map((arg) => (arg === token ? 'not-a-jwt' : arg)), { home: dir });
+    expect((await badToken.exited).code).to.equal(1);
+    expect(Object.keys(JSON.parse(await fs.readFile(state(), 'utf8')))).to.have.length(1);
+
     const second = runCli(args, { home: dir });
     expect((await second.exited).code, second.stderr()).to.equal(0);
     expect(second.stderr()).to.match(/resuming \S+ from byte [1-9]\d* of/);
