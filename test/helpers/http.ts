@@ -18,8 +18,16 @@ export function request(
   url: string,
   options: { method?: string; headers?: Record<string, string | number>; body?: Buffer | string | Readable } = {},
 ): Promise<RawResponse> {
+  const headers = { ...options.headers };
+  const named = (name: string) => Object.keys(headers).some((key) => key.toLowerCase() === name);
+  const body = options.body;
+  // Node frames a body of GET, HEAD, DELETE or OPTIONS with neither Content-Length nor chunks, so the
+  // server would read it as the next request; a body given whole is always sent with its length.
+  if ((typeof body === 'string' || Buffer.isBuffer(body)) && !named('content-length') && !named('transfer-encoding')) {
+    headers['Content-Length'] = Buffer.byteLength(body);
+  }
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+    const req = http.request(url, { method: options.method ?? 'GET', headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
@@ -29,7 +37,6 @@ export function request(
       res.on('error', reject);
     });
     req.on('error', reject);
-    const body = options.body;
     if (body === undefined) req.end();
     else if (typeof body === 'string' || Buffer.isBuffer(body)) req.end(body);
     else body.pipe(req);
