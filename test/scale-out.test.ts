@@ -146,13 +146,18 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
     expect(served.body.equals(data)).to.equal(true);
   });
 
-  it('answers 503 while Redis is away, changes nothing, and works again when it is back', async () => {
+  /** A 300 KiB upload with its first 100 KiB stored, made through the first process. */
+  async function startUpload() {
     const file = png(300 * 1024);
     const client = tus(cluster.urls[0]!, token);
     const created = await client.create(file.length, AS_PNG);
     const path = new URL(created.headers.location!).pathname;
     expect((await client.patch(`${cluster.urls[0]}${path}`, 0, file.subarray(0, 100 * 1024))).status).to.equal(204);
+    return { file, client, path };
+  }
 
+  it('answers 503 while Redis is away, changes nothing, and works again when it is back', async () => {
+    const { file, client, path } = await startUpload();
     const { port, dir } = cluster.redis;
     await cluster.redis.stop({ keepData: true });
     const during = await Promise.all([
@@ -188,12 +193,7 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
   });
 
   it('lets tus-js-client resume an upload through a Redis outage instead of starting it over', async () => {
-    const file = png(300 * 1024);
-    const client = tus(cluster.urls[0]!, token);
-    const created = await client.create(file.length, AS_PNG);
-    const path = new URL(created.headers.location!).pathname;
-    expect((await client.patch(`${cluster.urls[0]}${path}`, 0, file.subarray(0, 100 * 1024))).status).to.equal(204);
-
+    const { file, path } = await startUpload();
     const { port, dir } = cluster.redis;
     await cluster.redis.stop({ keepData: true });
     const creations: string[] = [];
