@@ -160,6 +160,31 @@ describe('tus 1.0.0 › Protocol Extensions › Checksum', () => {
     expect((await request(location)).body.equals(file)).to.equal(true);
   });
 
+  it('answers a checksummed PATCH stopped for a newer request with the offset it began at, not 460', async () => {
+    const location = await create();
+    expect((await client.patch(location, 0, file.subarray(0, 1000))).status).to.equal(204);
+    const whole = file.subarray(1000);
+    const stopped = new Promise<{ status: number; offset: string | string[] | undefined }>((resolve, reject) => {
+      const req = openPatch(location, token, 1000, whole.length, { 'Upload-Checksum': checksum('sha256', whole) });
+      req.on('response', (res) => {
+        res.resume();
+        resolve({ status: res.statusCode!, offset: res.headers['upload-offset'] });
+      });
+      req.on('error', reject);
+      req.write(whole.subarray(0, 150_000));
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The HEAD asks the PATCH holding the upload's lock to let go (as a client resuming elsewhere does).
+    const head = await client.head(location);
+    expect(head.headers['upload-offset']).to.equal('1000');
+    const answer = await stopped;
+    expect(answer).to.deep.equal({ status: 204, offset: '1000' });
+    expect(await stored(location)).to.equal(1000);
+    const rest = await client.patch(location, 1000, whole, { 'Upload-Checksum': checksum('sha256', whole) });
+    expect(rest.status, rest.text).to.equal(204);
+    expect((await request(location)).body.equals(file)).to.equal(true);
+  });
+
   it('keeps nothing of a checksummed write whose stream fails in the store (not only on a clean end)', async () => {
     const location = await create({ filetype: 'image/png', sha256: createHash('sha256').update(file).digest('hex') });
     expect((await client.patch(location, 0, file.subarray(0, 1000))).status).to.equal(204);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { request, tus, metadata } from './helpers/http.js';
@@ -206,6 +207,33 @@ describe('tus endpoint /files/', () => {
         const res = await client.patch(location, 10, 'xxxxx', { 'Content-Type': type });
         expect(res.status, type).to.equal(415);
       }
+    });
+
+    it('leaves nothing behind when a creation\'s client goes away in the middle of its body', async () => {
+      const token = await server.token('dora');
+      const body = Buffer.concat([PNG, Buffer.alloc(200_000)]);
+      const req = http.request(`${server.url}/files/`, {
+        method: 'POST',
+        agent: false,
+        headers: {
+          'Tus-Resumable': '1.0.0',
+          Authorization: `Bearer ${token}`,
+          'Upload-Length': body.length,
+          'Upload-Metadata': metadata({ filetype: 'image/png' }),
+          'Content-Type': 'application/offset+octet-stream',
+          'Content-Length': body.length,
+        },
+      });
+      req.on('error', () => undefined);
+      const uploading = async () => (await server.tusgate.store.records.all()).filter((r) => r.owner === 'dora' && r.state === 'uploading');
+      req.write(body.subarray(0, 100_000));
+      // The upload exists while its body streams in; then the client vanishes without an answer.
+      for (let tries = 0; (await uploading()).length === 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await uploading()).to.have.length(1);
+      req.destroy();
+      for (let tries = 0; (await uploading()).length > 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await uploading(), 'nobody has its URL: it is gone').to.deep.equal([]);
+      expect(await server.tusgate.quota.activeCount('dora')).to.equal(0);
     });
 
     it('takes numbers with leading zeros and the PATCH Content-Type in any case, as tus and HTTP allow', async () => {

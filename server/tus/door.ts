@@ -73,6 +73,7 @@ export function tusDoor(options: TusDoorOptions): Router {
       uploadId: id,
       responseHeaders: {},
       checksum: requestChecksum(req.get('upload-checksum')),
+      bodyLength: req.get('content-length') === undefined ? undefined : Number(req.get('content-length')),
     };
     if (req.method === 'GET') return notFound(res);
     if (id && req.method === 'POST') {
@@ -99,7 +100,14 @@ export function tusDoor(options: TusDoorOptions): Router {
       context.responseHeaders['Upload-Limit'] = uploadLimit(maxFileSize);
     }
     res.once('close', () => {
-      if (!res.writableFinished && (req.method === 'PATCH' || req.method === 'POST')) metrics.failed.inc({ reason: 'aborted' });
+      if (res.writableFinished || (req.method !== 'PATCH' && req.method !== 'POST')) return;
+      if (req.method === 'POST' && context.admitted && context.uploadId && context.user) {
+        // A creation whose client went away before its answer: nobody has the upload's URL, and it
+        // would hold one of its owner's slots until the expiry sweep. (Counted as failed by the store.)
+        void store.abandonCreation(context.uploadId, context.user, 'aborted').catch(() => undefined);
+        return;
+      }
+      metrics.failed.inc({ reason: 'aborted' });
     });
     res.on('finish', () => {
       if (context.uploadId) req.uploadId = context.uploadId;

@@ -21,6 +21,8 @@ export interface RequestContext {
   admitted?: boolean;
   /** The request's `Upload-Checksum`: its body is kept only if it matches. */
   checksum?: RequestChecksum;
+  /** The request's `Content-Length`: a checksummed body that ends short of it was stopped, not damaged. */
+  bodyLength?: number;
   /** `Upload-Concat` of the upload this request creates (`partial`, or `final;<urls>`), as received. */
   concat?: string;
 }

@@ -220,6 +220,13 @@ export class VerifyingStore extends DataStore {
     } finally {
       await spool?.remove();
     }
+    if (checksum && context?.bodyLength !== undefined && hashed < context.bodyLength) {
+      // The body ended short of its length without breaking: @tus/server stopped the request to hand
+      // the upload's lock to a newer one. Nothing of it can be verified, so nothing of it is kept, and
+      // the answer gives the offset where it began (a 460 would tell the client its bytes were bad).
+      await this.rollBack(record, before, offset);
+      return offset;
+    }
     if (checksum && !checksum.matches()) {
       // A creation whose first bytes are refused answers without a Location: nobody could resume it.
       if (context?.admitted && context.uploadId === id) await this.discard(record, 'checksum');
