@@ -38,7 +38,8 @@ function runCli(args: string[], options: { viaNpm?: boolean; home: string }): Ru
 
 /** Text (tusgate checks text types by content: UTF-8, no NUL bytes) of about `size` bytes, different every time. */
 function randomText(size: number): Buffer {
-  return Buffer.from(`${randomBytes(Math.ceil((size * 3) / 4)).toString('base64').replace(/(.{76})/g, '$1\n')}\n`, 'utf8').subarray(0, size);
+  // A fixed first line: random base64 may begin with a magic number ('MZ', 'BM'), and is no text/plain then.
+  return Buffer.from(`random text\n${randomBytes(Math.ceil((size * 3) / 4)).toString('base64').replace(/(.{76})/g, '$1\n')}\n`, 'utf8').subarray(0, size);
 }
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');

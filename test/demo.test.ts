@@ -64,7 +64,8 @@ function gradientPng(width: number, height: number): Buffer {
 
 /** UTF-8 text of exactly `size` bytes, different every time. */
 function randomText(size: number): Buffer {
-  return Buffer.from(randomBytes(size).toString('base64').replace(/(.{76})/g, '$1\n'), 'utf8').subarray(0, size);
+  // A fixed first line: random base64 may begin with a magic number ('MZ', 'BM'), and is no text/plain then.
+  return Buffer.from(`random text\n${randomBytes(size).toString('base64').replace(/(.{76})/g, '$1\n')}`, 'utf8').subarray(0, size);
 }
 
 interface DemoPage {
