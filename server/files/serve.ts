@@ -21,10 +21,10 @@ export function contentDisposition(filename: string | undefined): string {
   // A name, never a path: separators become '_' in both forms (RFC 6266 §4.3 leaves stripping paths
   // to recipients; not every recipient does). Cut by code points, so that no surrogate pair is split
   // (encodeURIComponent throws on a lone surrogate).
-  const clean = Array.from(filename.replace(/[\u0000-\u001f\u007f]/g, '').replace(/[/\\]/g, '_'))
-    .slice(0, 255)
-    .join('');
-  const fallback = clean.replace(/[^\x20-\x7e]|["\\%]/g, '_');
+  const characters = Array.from(filename.replace(/[\u0000-\u001f\u007f]/g, '').replace(/[/\\]/g, '_')).slice(0, 255);
+  const clean = characters.join('');
+  // One '_' per character (an emoji is two UTF-16 units but one character).
+  const fallback = characters.map((c) => (/^[\x20-\x7e]$/.test(c) && !/["\\%]/.test(c) ? c : '_')).join('');
   return `inline; filename="${fallback}"; filename*=UTF-8''${encodeExtValue(clean)}`;
 }
 
@@ -53,10 +53,30 @@ export async function readableRecord(
  * leaves out Content-Disposition (the legacy file route never sent one).
  */
 export function sendUpload(req: Request, res: Response, store: VerifyingStore, record: UploadRecord, { disposition = true } = {}): void {
+  normalizeRange(req, record.size ?? 0);
   setFileHeaders(res, record);
   if (!disposition) res.removeHeader('Content-Disposition');
   if (store.bytes.dataPath) sendFile(req, res, store.bytes.dataPath(record.id));
   else streamObject(req, res, store, record);
+}
+
+/**
+ * Puts a request's Range in the terms RFC 9110 gives it where `send` and range-parser read it
+ * otherwise: a suffix longer than the file is the whole file (range-parser refuses it), and an
+ * If-Range with a weak validator never matches, so the Range is ignored (`send` matched it).
+ */
+function normalizeRange(req: Request, size: number): void {
+  if (req.get('If-Range')?.trim().startsWith('W/')) {
+    delete req.headers.range;
+    return;
+  }
+  const specs = /^\s*bytes\s*=(.*)$/i.exec(req.headers.range ?? '')?.[1];
+  if (specs === undefined || size === 0) return;
+  const clamped = specs.split(',').map((spec) => {
+    const suffix = /^\s*-(\d+)\s*$/.exec(spec)?.[1];
+    return suffix !== undefined && Number(suffix) > size ? `-${size}` : spec.trim();
+  });
+  req.headers.range = `bytes=${clamped.join(',')}`;
 }
 
 function setFileHeaders(res: Response, record: UploadRecord): void {
