@@ -12,6 +12,7 @@ const PROBLEM = 'https://iana.org/assignments/http-problem-types#';
 
 interface Sent {
   status: number;
+  statusMessage: string;
   headers: http.IncomingHttpHeaders;
   text: string;
   body: Buffer;
@@ -30,7 +31,7 @@ function send(url: string, options: { method: string; headers?: Record<string, s
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
         const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8'), interim });
+        resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, body, text: body.toString('utf8'), interim });
       });
     });
     req.on('error', reject);
@@ -290,6 +291,7 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
       const chunk = file.subarray(0, 1000);
       const wrong = await v6.append(created.headers.location!, 0, chunk, false, { 'Content-Digest': `sha-256=:${sha256(file.subarray(1, 1001)).toString('base64')}:` });
       expect(wrong.status).to.equal(460);
+      expect(wrong.statusMessage).to.equal('Checksum Mismatch');
       expect((await v6.head(created.headers.location!)).headers['upload-offset']).to.equal('0');
       const right = await v6.append(created.headers.location!, 0, chunk, false, { 'Content-Digest': `sha-256=:${sha256(chunk).toString('base64')}:` });
       expect(right.status).to.equal(201);
@@ -390,6 +392,9 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
       const res = await send(`${server.url}/files/`, { method: 'POST', headers: { 'Upload-Draft-Interop-Version': 6, 'Upload-Complete': '?1', ...png }, body: file });
       expect(res.status).to.equal(401);
       expect(res.headers['www-authenticate']).to.match(/^Bearer/);
+      // A problem document, as the draft's other errors are.
+      expect(res.headers['content-type']).to.match(/^application\/problem\+json/);
+      expect(JSON.parse(res.text)).to.include({ status: 401 });
     });
 
     it("answers another user's upload exactly like a missing one (404) and changes nothing", async () => {

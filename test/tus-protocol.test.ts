@@ -209,6 +209,22 @@ describe('tus endpoint /files/', () => {
       }
     });
 
+    it('announces no expiry for a creation whose whole file is refused at once (415)', async () => {
+      const res = await request(`${server.url}/files/`, {
+        method: 'POST',
+        headers: {
+          'Tus-Resumable': '1.0.0',
+          Authorization: `Bearer ${await server.token('alice')}`,
+          'Upload-Length': TEXT.length,
+          'Upload-Metadata': metadata({ filetype: 'image/png' }),
+          'Content-Type': 'application/offset+octet-stream',
+        },
+        body: TEXT,
+      });
+      expect(res.status).to.equal(415);
+      expect(res.headers['upload-expires']).to.equal(undefined);
+    });
+
     it('leaves nothing behind when a creation\'s client goes away in the middle of its body', async () => {
       const token = await server.token('dora');
       const body = Buffer.concat([PNG, Buffer.alloc(200_000)]);

@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
+import { Problem } from '../tus/problem.js';
 import { AuthError, type Identity, type TokenVerifier } from './verifier.js';
 
 declare global {
@@ -49,11 +50,10 @@ export function requireBearer(verify: TokenVerifier) {
     const result = await identify(verify, req.headers.authorization);
     if (isFailure(result)) {
       const description = result.failure === 'invalid' ? 'invalid or expired token' : 'a Bearer token is required';
-      res
-        .status(401)
-        .set('WWW-Authenticate', `Bearer error="invalid_token", error_description="${description}"`)
-        .type('text/plain')
-        .send(`Unauthorized: ${description}\n`);
+      const challenge = { 'WWW-Authenticate': `Bearer error="invalid_token", error_description="${description}"` };
+      // Requests of the IETF resumable-uploads draft get its problem documents, tus ones plain text.
+      if (req.get('upload-draft-interop-version') !== undefined) return new Problem(401, description).send(res, challenge);
+      res.status(401).set(challenge).type('text/plain').send(`Unauthorized: ${description}\n`);
       return;
     }
     req.identity = result;

@@ -36,6 +36,8 @@ export class Problem {
     };
     // A service away (shared state, the policy hook) is a moment's trouble: say when to try again.
     const retry = this.status === 503 ? { 'Retry-After': '1' } : {};
+    // Node knows no reason phrase for 460.
+    if (this.status === 460) res.statusMessage = 'Checksum Mismatch';
     res.status(this.status).set({ ...retry, ...headers, ...this.headers, 'Content-Type': 'application/problem+json' }).end(JSON.stringify(body));
   }
 }

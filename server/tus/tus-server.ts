@@ -20,13 +20,12 @@ export interface TusServerOptions {
   preCreate?: PreCreateHook;
 }
 
-/** Headers tusgate adds that browsers may read from tus responses. */
+/** Headers tusgate adds that browsers may read from tus responses (beyond @tus/server's own, Upload-Concat among them). */
 export const TUSGATE_EXPOSED_HEADERS = [
   'Repr-Digest',
   'Upload-Expires',
   'Retry-After',
   'X-Request-Id',
-  'Upload-Concat',
   'Tus-Checksum-Algorithm',
   // The IETF resumable-uploads draft (server/tus/ietf-draft.ts).
   'Upload-Complete',

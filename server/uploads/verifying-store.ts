@@ -470,6 +470,9 @@ export class VerifyingStore extends DataStore {
   }
 
   private async discard(record: UploadRecord, reason: FailureReason): Promise<void> {
+    // Gone: the answer announces no expiry (a creation announced one before its bytes arrived).
+    const context = this.contexts.of(record.id);
+    if (context) delete context.responseHeaders['Upload-Expires'];
     await this.drop(record);
     await this.options.tombstones?.add(record, 'failed', reason);
     this.options.events.emit('failed', record, reason);
