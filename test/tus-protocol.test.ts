@@ -17,6 +17,21 @@ describe('tus endpoint /files/', () => {
   });
   after(() => server.close());
 
+  /** A creation-with-upload POST of `body` (`length` may differ from it) as `user`, typed `filetype`. */
+  async function createWithBody(user: string, length: number, filetype: string, body: Buffer) {
+    return request(`${server.url}/files/`, {
+      method: 'POST',
+      headers: {
+        'Tus-Resumable': '1.0.0',
+        Authorization: `Bearer ${await server.token(user)}`,
+        'Upload-Length': length,
+        'Upload-Metadata': metadata({ filetype }),
+        'Content-Type': 'application/offset+octet-stream',
+      },
+      body,
+    });
+  }
+
   async function createAndUpload(data: Buffer, meta: Record<string, string>) {
     const created = await client.create(data.length, meta);
     expect(created.status, created.text).to.equal(201);
@@ -64,17 +79,7 @@ describe('tus endpoint /files/', () => {
       const res = await client.create(PNG.length, { filetype: 'image/png' }, {});
       const location = res.headers.location!;
       expect((await client.head(location)).headers['upload-offset']).to.equal('0');
-      const withBody = await request(`${server.url}/files/`, {
-        method: 'POST',
-        headers: {
-          'Tus-Resumable': '1.0.0',
-          Authorization: `Bearer ${await server.token('alice')}`,
-          'Upload-Length': PNG.length,
-          'Upload-Metadata': metadata({ filetype: 'image/png' }),
-          'Content-Type': 'application/offset+octet-stream',
-        },
-        body: PNG,
-      });
+      const withBody = await createWithBody('alice', PNG.length, 'image/png', PNG);
       expect(withBody.status).to.equal(201);
       expect(withBody.headers['upload-offset']).to.equal(String(PNG.length));
       // Finished in its creation request: nothing left to expire.
@@ -86,19 +91,8 @@ describe('tus endpoint /files/', () => {
     });
 
     it('leaves nothing behind when a creation\'s body is longer than its Upload-Length (413, no Location)', async () => {
-      const token = await server.token('carol');
       const active = await server.tusgate.quota.activeCount('carol');
-      const res = await request(`${server.url}/files/`, {
-        method: 'POST',
-        headers: {
-          'Tus-Resumable': '1.0.0',
-          Authorization: `Bearer ${token}`,
-          'Upload-Length': PNG.length - 10,
-          'Upload-Metadata': metadata({ filetype: 'image/png' }),
-          'Content-Type': 'application/offset+octet-stream',
-        },
-        body: PNG,
-      });
+      const res = await createWithBody('carol', PNG.length - 10, 'image/png', PNG);
       expect(res.status).to.equal(413);
       expect(res.headers.location).to.equal(undefined);
       // Nobody could resume it: neither its record, nor its bytes, nor its owner's slot is kept.
@@ -210,17 +204,7 @@ describe('tus endpoint /files/', () => {
     });
 
     it('announces no expiry for a creation whose whole file is refused at once (415)', async () => {
-      const res = await request(`${server.url}/files/`, {
-        method: 'POST',
-        headers: {
-          'Tus-Resumable': '1.0.0',
-          Authorization: `Bearer ${await server.token('alice')}`,
-          'Upload-Length': TEXT.length,
-          'Upload-Metadata': metadata({ filetype: 'image/png' }),
-          'Content-Type': 'application/offset+octet-stream',
-        },
-        body: TEXT,
-      });
+      const res = await createWithBody('alice', TEXT.length, 'image/png', TEXT);
       expect(res.status).to.equal(415);
       expect(res.headers['upload-expires']).to.equal(undefined);
     });
