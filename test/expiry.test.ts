@@ -33,6 +33,9 @@ describe('expiry of incomplete uploads', function () {
     await sleep(1200);
     expect((await client.head(location)).status).to.equal(410);
     expect((await client.patch(location, 20, TEXT.subarray(20))).status).to.equal(410);
+    // Before the sweep, /info already says what tus says.
+    const info = await request(`${location}/info`, { headers: { Authorization: `Bearer ${await server.token('alice')}` } });
+    expect(JSON.parse(info.text)).to.include({ state: 'expired' });
     expect(await server.tusgate.sweep()).to.equal(1);
     expect((await client.head(location)).status).to.equal(404);
     expect(await exists(path.join(server.dataDir, 'uploads', id))).to.equal(false);

@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { isPartial, type UploadRecord } from '../uploads/records.js';
+import { isPartial, mayExpire, type UploadRecord } from '../uploads/records.js';
 import type { Tombstones } from '../uploads/tombstones.js';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
 import type { FileAccess } from './serve.js';
@@ -49,9 +49,13 @@ export function uploadInfoHandler(store: VerifyingStore, tombstones: Tombstones,
 /** The facts every state shares, as JSON. */
 function describe(record: UploadRecord, expiryMs: number) {
   const complete = record.state === 'complete';
+  // Incomplete uploads and the parts of a concatenation are swept one expiry after their last write;
+  // one past it already answers 410 to tus and is reported expired before the sweep comes.
+  const expires = mayExpire(record) ? Date.parse(record.lastWriteAt) + expiryMs : undefined;
+  const expired = !complete && expires !== undefined && expires <= Date.now();
   return {
     id: record.id,
-    state: record.state,
+    state: expired ? 'expired' : record.state,
     origin: record.origin,
     size: record.size ?? null,
     filename: record.filename ?? null,
@@ -60,7 +64,7 @@ function describe(record: UploadRecord, expiryMs: number) {
     sha256: complete ? record.sha256 : null,
     created_at: record.createdAt,
     completed_at: record.completedAt ?? null,
-    expires_at: complete ? null : new Date(Date.parse(record.lastWriteAt) + expiryMs).toISOString(),
+    expires_at: expires === undefined ? null : new Date(expires).toISOString(),
     media: record.media ?? null,
   };
 }
