@@ -149,7 +149,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   const authenticated = requireBearer(options.verify);
 
   app.use(fileRoutes({ store, tombstones, access: filesAccess, expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000, anyone }));
-  app.use(tusDoor({ tus, store, quota, metrics, concatenation, ietf, authenticated, maxFileSize: config.MAX_FILE_SIZE }));
+  app.use(tusDoor({ tus, store, metrics, concatenation, ietf, authenticated, maxFileSize: config.MAX_FILE_SIZE }));
 
   const legacy = await createLegacyApi({
     config, store, locker, quota, events, logger, preCreate, sessions: state.sessions, verify: options.verify, files: filesAccess,

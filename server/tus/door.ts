@@ -5,7 +5,6 @@ import type { Metrics } from '../ops/metrics.js';
 import { isTemporary, RESUME_LATER } from '../redis/unavailable.js';
 import { CHECKSUM_ALGORITHMS, requestChecksum } from '../uploads/checksum.js';
 import { reprDigest } from '../uploads/digest.js';
-import type { Quota } from '../uploads/quota.js';
 import { attachContext, type RequestContext } from '../uploads/request-context.js';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
 import type { Concatenation } from './concat.js';
@@ -44,7 +43,6 @@ function mergeContextHeaders(request: Request, res: ServerResponse, context: Req
 export interface TusDoorOptions {
   tus: TusServer;
   store: VerifyingStore;
-  quota: Quota;
   metrics: Metrics;
   concatenation: Concatenation;
   /** Answers IETF draft requests; passes tus ones on. */
@@ -58,7 +56,7 @@ export interface TusDoorOptions {
  * upload is a 404, like a missing one), then @tus/server inside the request's context.
  */
 export function tusDoor(options: TusDoorOptions): Router {
-  const { tus, store, quota, metrics, concatenation, ietf, authenticated, maxFileSize } = options;
+  const { tus, store, metrics, concatenation, ietf, authenticated, maxFileSize } = options;
   const precheck = tusPrecheck(maxFileSize);
   const router = Router();
   const notFound = (res: Response) =>
@@ -99,29 +97,22 @@ export function tusDoor(options: TusDoorOptions): Router {
       context.responseHeaders['Tus-Checksum-Algorithm'] = CHECKSUM_ALGORITHMS.join(',');
       context.responseHeaders['Upload-Limit'] = uploadLimit(maxFileSize);
     }
+    // A creation answered without a Location (an error, or a client gone before the answer) leaves
+    // nothing: nobody could resume what it stored, and its quota slot is given back. If shared state
+    // is away the slot expires with its set instead.
+    const abandonCreation = (reason: 'size' | 'aborted') => {
+      if (!context.admitted || !context.uploadId || !context.user) return false;
+      void store.abandonCreation(context.uploadId, context.user, reason).catch(() => undefined);
+      return true;
+    };
     res.once('close', () => {
       if (res.writableFinished || (req.method !== 'PATCH' && req.method !== 'POST')) return;
-      if (req.method === 'POST' && context.admitted && context.uploadId && context.user) {
-        // A creation whose client went away before its answer: nobody has the upload's URL, and it
-        // would hold one of its owner's slots until the expiry sweep. (Counted as failed by the store.)
-        void store.abandonCreation(context.uploadId, context.user, 'aborted').catch(() => undefined);
-        return;
-      }
-      metrics.failed.inc({ reason: 'aborted' });
+      // An abandoned creation is counted as failed by the store.
+      if (!abandonCreation('aborted')) metrics.failed.inc({ reason: 'aborted' });
     });
     res.on('finish', () => {
       if (context.uploadId) req.uploadId = context.uploadId;
-      if (context.admitted && res.statusCode >= 300 && context.uploadId) {
-        const uploadId = context.uploadId;
-        // A creation refused after its slot was taken gives the slot back. If shared state is away the
-        // slot expires with its set instead.
-        void store.records
-          .get(uploadId)
-          .then(async (record) => {
-            if (!record && context.user) await quota.release(context.user, uploadId);
-          })
-          .catch(() => undefined);
-      }
+      if (res.statusCode >= 300) abandonCreation(res.statusCode === 413 ? 'size' : 'aborted');
     });
     attachContext(req, context);
     // Concatenation is answered in front of @tus/server, which refuses it.
