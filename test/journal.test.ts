@@ -135,6 +135,18 @@ describe('Journal: documents as lines of one append-only file', () => {
     expect(await fs.readdir(dir)).to.deep.equal(['journal.jsonl']);
   });
 
+  it('shows every version and removal to a visitor as it opens, in the order written', async () => {
+    await journal.set('a', { n: 1 });
+    await journal.set('b', { n: 2 });
+    await journal.set('a', { n: 3 });
+    await journal.delete('b');
+    await journal.close();
+    const seen: Array<[string, Doc | undefined]> = [];
+    journal = new Journal<Doc>(file);
+    await journal.init((key, doc) => seen.push([key, doc]));
+    expect(seen).to.deep.equal([['a', { n: 1 }], ['b', { n: 2 }], ['a', { n: 3 }], ['b', undefined]]);
+  });
+
   it('takes in the documents of a directory of one file per document, and removes the files', async () => {
     await journal.close();
     const former = path.join(dir, 'records');
@@ -142,7 +154,9 @@ describe('Journal: documents as lines of one append-only file', () => {
     await fs.writeFile(path.join(former, 'a.json'), '{"n":1}');
     await fs.writeFile(path.join(former, 'b.json'), '\n{"n":2}\n\n{"n":3}\n');
     journal = new Journal<Doc>(file, former);
-    await journal.init();
+    const seen = new Map<string, Doc | undefined>();
+    await journal.init((key, doc) => seen.set(key, doc));
+    expect(Object.fromEntries(seen)).to.deep.equal({ a: { n: 1 }, b: { n: 3 } });
     expect(await journal.get('a')).to.deep.equal({ n: 1 });
     expect(await journal.get('b')).to.deep.equal({ n: 3 });
     expect(await fs.readdir(former)).to.deep.equal([]);

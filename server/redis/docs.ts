@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { DocStore } from '../storage/json-dir.js';
+import { visitCurrent, type DocStore, type DocVisitor } from '../storage/json-dir.js';
 import { shared } from './unavailable.js';
 
 /**
@@ -14,7 +14,9 @@ export class RedisDocs<T> implements DocStore<T> {
     private readonly ttlMs?: number,
   ) {}
 
-  async init(): Promise<void> {}
+  async init(visit?: DocVisitor<T>): Promise<void> {
+    if (visit) await visitCurrent(this, visit);
+  }
 
   private key(key: string): string {
     return `${this.namespace}:${key}`;

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { lastVersion, SAFE_KEY, type DocStore } from './json-dir.js';
+import { lastVersion, SAFE_KEY, type DocStore, type DocVisitor } from './json-dir.js';
 const NEWLINE = 0x0a;
 
 /** A journal is rewritten with only its current versions once it is this big and at least half stale. */
@@ -61,7 +61,7 @@ export class Journal<T> implements DocStore<T> {
     private readonly formerDirectory?: string,
   ) {}
 
-  async init(): Promise<void> {
+  async init(visit?: DocVisitor<T>): Promise<void> {
     await fs.mkdir(path.dirname(this.file), { recursive: true });
     await fs.rm(`${this.file}.compacting`, { force: true });
     await (await fs.open(this.file, 'a')).close();
@@ -79,17 +79,18 @@ export class Journal<T> implements DocStore<T> {
       } else {
         places.delete(change.k);
       }
+      visit?.(change.k, change.v as T | undefined);
     }
     this.size = (await fs.stat(this.file)).size;
     this.current = { handle: await fs.open(this.file, 'r+'), places, readers: 0, replaced: false };
-    if (this.formerDirectory) await this.takeIn(this.formerDirectory);
+    if (this.formerDirectory) await this.takeIn(this.formerDirectory, visit);
   }
 
   /**
    * Moves the documents of a JsonDirectory into the journal. The files go once the journal holding
    * their documents is on disk; one that does not parse is kept aside as `<name>.unreadable`.
    */
-  private async takeIn(directory: string): Promise<void> {
+  private async takeIn(directory: string, visit?: DocVisitor<T>): Promise<void> {
     let names: string[];
     try {
       names = (await fs.readdir(directory)).filter((name) => name.endsWith('.json') && SAFE_KEY.test(name.slice(0, -5)));
@@ -100,8 +101,12 @@ export class Journal<T> implements DocStore<T> {
     const unreadable: string[] = [];
     for (const name of names) {
       const document = lastVersion<T>(await fs.readFile(path.join(directory, name), 'utf8'));
-      if (document === undefined) unreadable.push(name);
-      else await this.set(name.slice(0, -5), document);
+      if (document === undefined) {
+        unreadable.push(name);
+      } else {
+        await this.set(name.slice(0, -5), document);
+        visit?.(name.slice(0, -5), document);
+      }
     }
     await this.current.handle.sync();
     for (const name of names) {

@@ -6,9 +6,16 @@ import { KeyedSerializer } from './serial.js';
 /** Document keys are server-made ids; nothing else may name a file. */
 export const SAFE_KEY = /^[A-Za-z0-9_-]{1,128}$/;
 
+/**
+ * Sees documents as a store opens: a key with its document, or with undefined for a removal, in the
+ * order they were written, so the last call for a key gives its current state.
+ */
+export type DocVisitor<T> = (key: string, document: T | undefined) => void;
+
 /** Small JSON documents by key: a directory here (one process), Redis when several share state. */
 export interface DocStore<T> {
-  init(): Promise<void>;
+  /** Opens the store; `visit`, when given, sees every document it holds (see DocVisitor). */
+  init(visit?: DocVisitor<T>): Promise<void>;
   get(key: string): Promise<T | undefined>;
   set(key: string, value: T): Promise<void>;
   delete(key: string): Promise<void>;
@@ -70,8 +77,9 @@ export class JsonDirectory<T> implements DocStore<T> {
 
   constructor(private readonly directory: string) {}
 
-  async init(): Promise<void> {
+  async init(visit?: DocVisitor<T>): Promise<void> {
     await fs.mkdir(this.directory, { recursive: true });
+    if (visit) await visitCurrent(this, visit);
   }
 
   private file(key: string): string {
@@ -120,5 +128,13 @@ export class JsonDirectory<T> implements DocStore<T> {
   async keys(): Promise<string[]> {
     const names = await fs.readdir(this.directory);
     return names.filter((name) => name.endsWith('.json')).map((name) => name.slice(0, -'.json'.length));
+  }
+}
+
+/** For stores that keep only current versions: each document, by key and read. */
+export async function visitCurrent<T>(store: Pick<DocStore<T>, 'keys' | 'get'>, visit: DocVisitor<T>): Promise<void> {
+  for (const key of await store.keys()) {
+    const document = await store.get(key);
+    if (document !== undefined) visit(key, document);
   }
 }
