@@ -11,8 +11,8 @@ import { PNG } from './samples.js';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts a PATCH and sends `data` slowly, so that the test can act while bytes are in flight. */
-function slowPatch(location: string, token: string, offset: number, data: Buffer, piece = 64 * 1024, delayMs = 5) {
-  const req = openPatch(location, token, offset, data.length);
+function slowPatch(location: string, token: string, offset: number, data: Buffer, piece = 64 * 1024, delayMs = 5, headers: Record<string, string> = {}) {
+  const req = openPatch(location, token, offset, data.length, headers);
   const response = new Promise<number>((resolve) => {
     req.on('response', (res) => {
       res.resume();
@@ -86,6 +86,33 @@ describe('resilience', function () {
     expect(res.headers['repr-digest']).to.equal(`sha-256=:${digest.toString('base64')}:`);
     const served = await request(location);
     expect(served.body.equals(file)).to.equal(true);
+  });
+
+  it('keeps none of a checksummed PATCH cut off by kill -9: its bytes were never verified', async () => {
+    const file = Buffer.concat([PNG, randomBytes(4 * 1024 * 1024)]);
+    // What arrives is damaged in transit; the checksum is of the bytes the client meant to send.
+    const damaged = Buffer.from(file);
+    damaged.fill(0x41, 100, 200_000);
+    const checksum = `sha256 ${createHash('sha256').update(file).digest('base64')}`;
+    server = await spawnServer({ DATA_DIR: dataDir });
+    let client = tus(server.url, token);
+    const id = (await client.create(file.length, { filetype: 'image/png' })).headers.location!.split('/').pop()!;
+    const patch = slowPatch(`${server.url}/files/${id}`, token, 0, damaged, 64 * 1024, 5, { 'Upload-Checksum': checksum });
+    while (patch.sent() < 1024 * 1024) await sleep(5);
+    await sleep(200);
+    await server.kill('SIGKILL');
+    patch.req.destroy();
+    expect((await fs.stat(path.join(dataDir, 'uploads', id))).size).to.be.greaterThan(0);
+    server = await spawnServer({ DATA_DIR: dataDir });
+    client = tus(server.url, token);
+    const location = `${server.url}/files/${id}`;
+    const head = await client.head(location);
+    expect(head.status).to.equal(200);
+    expect(head.headers['upload-offset']).to.equal('0');
+    expect((await fs.stat(path.join(dataDir, 'uploads', id))).size).to.equal(0);
+    const { res } = await resumeToEnd(client, location, file);
+    expect(res.status, res.text).to.equal(204);
+    expect((await request(location)).body.equals(file)).to.equal(true);
   });
 
   it('keeps an upload across a restart between PATCHes', async () => {

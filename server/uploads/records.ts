@@ -36,6 +36,11 @@ export interface UploadRecord {
   /** For a stored upload whose bytes are not its declared type: what they were detected as. */
   contentMismatch?: string;
   sha256?: string;
+  /**
+   * Set while a request with `Upload-Checksum` writes to storage that can truncate: the offset it
+   * began at. Found set with no such write under way, it marks bytes a crash left unverified.
+   */
+  checksummedFrom?: number;
   completedAt?: string;
   /**
    * tus concatenation: `partial` for a part of a parallel upload (never served; its type and digest

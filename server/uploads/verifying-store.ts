@@ -139,6 +139,14 @@ export class VerifyingStore extends DataStore {
     await this.writeSettled(id);
     const record = await this.records.get(id);
     if (!record) throw ERRORS.FILE_NOT_FOUND;
+    if (record.checksummedFrom !== undefined && !this.writing.has(id) && this.contexts.of(id)) {
+      // A checksummed request was cut off by a crash before its verdict: none of its bytes can be
+      // kept. Only a caller holding the upload's lock may tell; without it the write may be another
+      // process's, still under way.
+      const from = record.checksummedFrom;
+      delete record.checksummedFrom;
+      await this.rollBack(record, undefined, from);
+    }
     const upload = await this.bytes.getUpload(id);
     if (record.state !== 'uploading') {
       upload.creation_date = undefined;
@@ -200,6 +208,12 @@ export class VerifyingStore extends DataStore {
     // Storage that cannot take bytes back (S3) gets a request with a checksum only once it is
     // verified; until then the body waits on local disk.
     const spool = checksum && !this.bytes.truncate ? new Spool(this.options.spoolDir ?? os.tmpdir()) : undefined;
+    if (checksum && !spool) {
+      // Bytes that reach storage before their verdict: marked so that a crash cannot leave them kept.
+      record.checksummedFrom = offset;
+      await this.records.set(record);
+    }
+    delete record.checksummedFrom;
     let newOffset = offset;
     try {
       if (spool && checksum) {
