@@ -50,7 +50,19 @@ async function start(): Promise<void> {
   }
   const { logger } = tusgate;
 
-  const server = http.createServer(tusgate.app);
+  // After SIGTERM, a connection kept alive is closed once its running request is answered, and a
+  // request that arrives on it meanwhile is turned away: clients retry elsewhere or later.
+  let stopping = false;
+  const running = new Set<http.ServerResponse>();
+  const server = http.createServer((req, res) => {
+    if (stopping) {
+      res.writeHead(503, { Connection: 'close', 'Retry-After': '1', 'Content-Type': 'text/plain' }).end('Service Unavailable: the server is shutting down\n');
+      return;
+    }
+    running.add(res);
+    res.once('close', () => running.delete(res));
+    tusgate.app(req, res);
+  });
   // Uploads from slow connections may take hours: limit idleness, not a request's total time.
   server.requestTimeout = 0;
   server.timeout = config.REQUEST_IDLE_TIMEOUT_MS;
@@ -86,10 +98,10 @@ async function start(): Promise<void> {
   }, config.SWEEP_INTERVAL_SECONDS * 1000);
   sweep.unref();
 
-  let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    for (const res of running) if (!res.headersSent) res.setHeader('Connection', 'close');
     logger.info({ signal }, 'shutting down: no new connections, waiting for running requests');
     clearInterval(sweep);
     server.close(() => {

@@ -180,6 +180,40 @@ describe('resilience', function () {
     }
   });
 
+  it('after SIGTERM, closes a kept-alive connection once its running PATCH is answered, and takes nothing new on it', async () => {
+    const file = Buffer.concat([PNG, randomBytes(512 * 1024)]);
+    server = await spawnServer({ DATA_DIR: dataDir, SHUTDOWN_GRACE_MS: '5000' });
+    const location = (await tus(server.url, token).create(file.length, { filetype: 'image/png' })).headers.location!;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const send = (method: string, headers: Record<string, string | number>, body?: Buffer) =>
+      new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = http.request(location, { method, agent, headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, ...headers } }, (res) => {
+          res.resume();
+          res.once('end', () => resolve(res));
+        });
+        req.once('error', reject);
+        if (!body) return void req.end();
+        req.write(body.subarray(0, 1024));
+        // The rest goes after the signal.
+        setTimeout(() => req.end(body.subarray(1024)), 500);
+      });
+    try {
+      expect((await send('HEAD', {})).headers.connection).to.equal('keep-alive');
+      const patching = send('PATCH', { 'Upload-Offset': 0, 'Content-Type': 'application/offset+octet-stream', 'Content-Length': file.length }, file);
+      await sleep(200);
+      server.child.kill('SIGTERM');
+      const patched = await patching;
+      expect(patched.statusCode).to.equal(204);
+      expect(patched.headers.connection).to.equal('close');
+      // The next request needs a new connection, which the stopping server no longer accepts.
+      const next = await send('HEAD', {}).then((res) => res.statusCode, (error: NodeJS.ErrnoException) => error.code);
+      expect(next).to.be.oneOf(['ECONNREFUSED', 'ECONNRESET', 503]);
+      expect(await server.exited).to.equal(0);
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it('exits 0 on SIGTERM during uploads, leaving offsets a restart can resume from', async () => {
     const file = Buffer.concat([PNG, randomBytes(2 * 1024 * 1024)]);
     server = await spawnServer({ DATA_DIR: dataDir, SHUTDOWN_GRACE_MS: '1000' });
