@@ -1,20 +1,21 @@
 import path from 'node:path';
 import type { Server as TusServer } from '@tus/server';
 import type { Locker } from '@tus/utils';
-import cors from 'cors';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { optionalBearer, requireBearer } from './auth/middleware.js';
 import type { TokenVerifier } from './auth/verifier.js';
 import type { Config } from './config.js';
 import { fileRoutes } from './files/routes.js';
-import { methodNotAllowed } from './legacy/errors.js';
+import { onlyMethod, undecodablePath } from './legacy/errors.js';
 import { createLegacyApi } from './legacy/router.js';
 import { demoRouter } from '../client-demo/serve.js';
 import { HookDelivery } from './hooks/delivery.js';
 import { preCreateHook } from './hooks/pre-create.js';
 import { healthRouter } from './ops/health.js';
 import { createLogger, requestLogger } from './ops/logging.js';
+import { corsMiddleware } from './ops/cors.js';
+import { jsonWithoutCharset } from './ops/json.js';
 import { Metrics } from './ops/metrics.js';
 import { answerRetryLater, isTemporary } from './redis/unavailable.js';
 import { openByteStore, storageChecks } from './storage/byte-store.js';
@@ -23,10 +24,10 @@ import { Concatenation } from './tus/concat.js';
 import { ietfDraft } from './tus/ietf-draft.js';
 import { tusDoor } from './tus/door.js';
 import { GuardedLocker } from './tus/guarded-locker.js';
-import { createTusServer, TUSGATE_EXPOSED_HEADERS } from './tus/tus-server.js';
+import { createTusServer } from './tus/tus-server.js';
 import { uploadState } from './state.js';
 import { UploadEvents } from './uploads/events.js';
-import type { Quota } from './uploads/quota.js';
+import { SweepingQuota, type Quota } from './uploads/quota.js';
 import { RunningHashes } from './uploads/running-hash.js';
 import { VerifyingStore } from './uploads/verifying-store.js';
 
@@ -57,10 +58,10 @@ export interface Tusgate {
 export async function createApp(config: Config, options: AppOptions): Promise<Tusgate> {
   const logger = options.logger ?? createLogger(config.LOG_LEVEL);
   const state = await uploadState(config, logger);
-  const { records, tombstones, quota } = state;
+  const { records, tombstones } = state;
   const events = new UploadEvents();
   const bytes = await openByteStore(config, state.uploadMetadata);
-  const store = new VerifyingStore(bytes, records, new RunningHashes(), quota, {
+  const store = new VerifyingStore(bytes, records, new RunningHashes(), state.quota, {
     expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000,
     events,
     tombstones,
@@ -81,6 +82,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
       })
     : undefined;
   const locker = new GuardedLocker(state.locker, (id) => store.writeSettled(id));
+  // Several processes sweep the same records: each removal then holds the upload's lock.
+  const sweepLocker = config.REDIS_URL ? locker : undefined;
+  // A user at the limit of incomplete uploads gets the slots of their expired ones back at once.
+  const quota = new SweepingQuota(state.quota, (user) => store.sweepExpired(Date.now(), sweepLocker, user));
   const tus = createTusServer({
     store,
     locker,
@@ -116,24 +121,19 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
 
   const app = express();
   app.disable('x-powered-by');
+  // No ETag on API answers: FastAPI sent none, and a 304 to a status poll would hide its body.
+  app.set('etag', false);
+  jsonWithoutCharset(app);
   app.use(requestLogger(logger));
   app.use(metrics.middleware());
   app.use((_req, res, next) => {
     res.set('X-Content-Type-Options', 'nosniff');
     next();
   });
-  app.use(
-    cors({
-      origin: config.CORS_ORIGINS,
-      credentials: true,
-      exposedHeaders: ['Location', 'Upload-Offset', 'Upload-Length', 'Tus-Resumable', 'Tus-Version', ...TUSGATE_EXPOSED_HEADERS],
-      // Preflights for /files are answered by @tus/server, which lists the tus headers.
-      preflightContinue: true,
-    }),
-  );
+  app.use(corsMiddleware(config.CORS_ORIGINS));
   app.use(healthRouter({ dataDir: config.DATA_DIR, maxFileSize: config.MAX_FILE_SIZE, readinessChecks: { ...state.readinessChecks, ...storageChecks(bytes) } }));
   app.get('/metrics', (req, res) => metrics.handler(req, res));
-  app.all('/metrics', methodNotAllowed);
+  app.all('/metrics', onlyMethod('GET'));
 
   if (options.devToken) {
     const devToken = options.devToken;
@@ -149,7 +149,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   const authenticated = requireBearer(options.verify);
 
   app.use(fileRoutes({ store, tombstones, access: filesAccess, expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000, anyone }));
-  app.use(tusDoor({ tus, store, metrics, concatenation, ietf, authenticated, maxFileSize: config.MAX_FILE_SIZE }));
+  app.use(tusDoor({ tus, store, metrics, concatenation, ietf, authenticated, maxFileSize: config.MAX_FILE_SIZE, corsOrigins: config.CORS_ORIGINS }));
 
   const legacy = await createLegacyApi({
     config, store, locker, quota, events, logger, preCreate, sessions: state.sessions, verify: options.verify, files: filesAccess,
@@ -160,6 +160,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     res.status(404).json({ detail: 'Not Found' });
   });
   app.use((error: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
+    if (error.status === 400 && error.message.startsWith('Failed to decode param')) return undecodablePath(req, res);
     if (error.status && error.status < 500) {
       res.status(error.status).json({ detail: error.message });
       return;
@@ -186,8 +187,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     locker,
     logger,
     hooks,
-    // Several processes sweep the same records: each removal then holds the upload's lock.
-    sweep: () => store.sweepExpired(Date.now(), config.REDIS_URL ? locker : undefined),
+    sweep: () => store.sweepExpired(Date.now(), sweepLocker),
     async close() {
       hooks?.stop();
       try {

@@ -342,6 +342,12 @@ describe('auth: JWKS outage', () => {
       const created = await tus(server.url, token).create(TEXT.length, { filetype: 'text/plain' });
       expect(created.status, `${mode}: ${created.text}`).to.equal(503);
       expect(created.headers['retry-after'], mode).to.be.a('string');
+      expect(created.headers['content-type'], mode).to.match(/^text\/plain/);
+      expect(created.headers['tus-resumable'], mode).to.equal('1.0.0');
+      // A resume's HEAD: 423, which tus-js-client retries (after a 503 it would start over from byte 0).
+      const head = await tus(server.url, token).head(`${server.url}/files/${'a'.repeat(32)}`);
+      expect(head.status, mode).to.equal(423);
+      expect(head.headers['retry-after'], mode).to.equal('1');
       const legacy = await request(`${server.url}/api/v1/upload/initiate`, {
         method: 'POST',
         headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },

@@ -67,4 +67,29 @@ describe('expiry of incomplete uploads', function () {
       await limited.close();
     }
   });
+
+  it('does not count an expired upload against the limit before the sweep comes, on either door', async () => {
+    const limited = await startServer({ UPLOAD_EXPIRY_SECONDS: 1, MAX_ACTIVE_UPLOADS_PER_USER: 1 });
+    try {
+      const token = await limited.token('carol');
+      const c = tus(limited.url, token);
+      const first = (await c.create(TEXT.length)).headers.location!;
+      expect((await c.create(TEXT.length)).status).to.equal(429);
+      await sleep(1200);
+      const second = await c.create(TEXT.length);
+      expect(second.status, second.text).to.equal(201);
+      expect((await c.head(first)).status).to.be.oneOf([404, 410]);
+      const initiate = () =>
+        request(`${limited.url}/api/v1/upload/initiate`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ filename: 'a.txt', file_size: 10, mime_type: 'text/plain' }),
+        });
+      expect((await initiate()).status).to.equal(429);
+      await sleep(1200);
+      expect((await initiate()).status).to.equal(200);
+    } finally {
+      await limited.close();
+    }
+  });
 });

@@ -58,6 +58,8 @@ describe('legacy /api/v1 facade', () => {
       const res = await alice.get('/');
       expect(res.status).to.equal(200);
       expect(res.json).to.deep.equal({ message: '2Truths-1Lie API is running', version: '1.0.0' });
+      // As FastAPI sent it: JSON has no charset parameter.
+      expect(res.headers['content-type']).to.equal('application/json');
     });
 
     it('GET /health has the legacy shape with a naive timestamp', async () => {
@@ -74,9 +76,44 @@ describe('legacy /api/v1 facade', () => {
       expect(missing.json).to.deep.equal({ detail: 'Not Found' });
       const wrongMethod = await request(`${server.url}/api/v1/upload/initiate`, { method: 'GET' });
       expect(wrongMethod.status).to.equal(405);
+      expect(wrongMethod.headers.allow).to.equal('POST');
       expect(JSON.parse(wrongMethod.text)).to.deep.equal({ detail: 'Method Not Allowed' });
+      const head = await request(`${server.url}/api/v1/upload/00000000-0000-4000-8000-000000000000/status`, { method: 'HEAD' });
+      expect(head.status).to.equal(405);
+      expect(head.headers.allow).to.equal('GET');
       const slash = await alice.get('/api/v1/files/a/b');
       expect(slash.status).to.equal(404);
+    });
+
+    it('answers a path with a malformed escape as one naming nothing that exists (404)', async () => {
+      expect((await alice.get('/api/v1/files/abc_per%cent.txt')).json).to.deep.equal({ detail: 'File not found' });
+      const status = await alice.get('/api/v1/upload/%zz/status');
+      expect(status.status).to.equal(404);
+      expect(status.json).to.deep.equal({ detail: 'Upload session not found' });
+      const viaTus = await request(`${server.url}/files/%ZZ`, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${await server.token('alice')}` } });
+      expect(viaTus.status).to.equal(404);
+    });
+
+    it('answers status polls whole: no ETag, so no 304', async () => {
+      const id = await initiate(10, 10);
+      const first = await alice.status(id);
+      expect(first.headers.etag).to.equal(undefined);
+    });
+
+    it('takes a JSON null body as no body, as FastAPI did', async () => {
+      const res = await alice.initiate(null);
+      expect(res.status).to.equal(422);
+      expect(res.json).to.deep.equal({ detail: [{ loc: ['body'], msg: 'field required', type: 'value_error.missing' }] });
+    });
+
+    it('refuses a CORS preflight from another origin with 400, as Starlette did', async () => {
+      const res = await request(`${server.url}/api/v1/upload/initiate`, {
+        method: 'OPTIONS',
+        headers: { Origin: 'http://evil.example', 'Access-Control-Request-Method': 'POST' },
+      });
+      expect(res.status).to.equal(400);
+      expect(res.text).to.equal('Disallowed CORS origin');
+      expect(res.headers['access-control-allow-origin']).to.equal(undefined);
     });
 
     it('answers a CORS preflight from an allowed origin', async () => {
@@ -447,6 +484,7 @@ describe('legacy /api/v1 facade', () => {
         remaining_chunks: [0],
         progress_percent: 50,
       });
+      expect(again.text).to.include('"progress_percent":50.0}');
       expect((await alice.chunk(id, 0, data.subarray(0, 10))).status).to.equal(200);
       const done = await alice.complete(id, { session_id: id, file_hash: sha256(data) });
       expect(done.status, done.text).to.equal(200);
@@ -610,6 +648,9 @@ describe('legacy /api/v1 facade', () => {
       expect(Date.parse(`${res.json.updated_at}Z`)).to.be.at.least(Date.parse(`${res.json.created_at}Z`));
       const pending = await alice.status(await initiate(10, 10));
       expect(pending.json).to.include({ status: 'pending', progress_percent: 0 });
+      // A float to Python clients, whole or not.
+      expect(pending.text).to.include('"progress_percent":0.0,');
+      expect(pending.headers['content-type']).to.equal('application/json');
     });
 
     it('answers 404 and 403', async () => {
@@ -725,6 +766,24 @@ describe('legacy /api/v1 facade', () => {
       const res = await alice.get(`/api/v1/files/${tusId}_${encodeURIComponent('via tus.png')}`);
       expect(res.status).to.equal(200);
       expect(res.body.equals(PNG)).to.equal(true);
+    });
+  });
+
+  describe('a legacy session seen through the tus door', () => {
+    it('takes no tus PATCH: its bytes come only as numbered, verified chunks', async () => {
+      const data = textOf(20, 'legacy');
+      const id = await initiate(20, 10, { file_hash: sha256(data) });
+      const client = tus(server.url, await server.token('alice'));
+      const location = `${server.url}/files/${id}`;
+      const patch = await client.patch(location, 0, 'XXXXXXXXXX');
+      expect(patch.status).to.equal(403);
+      expect(patch.headers['tus-resumable']).to.equal('1.0.0');
+      expect((await client.head(location)).headers['upload-offset']).to.equal('0');
+      await alice.chunk(id, 0, data.subarray(0, 10), { hash: true });
+      await alice.chunk(id, 1, data.subarray(10), { hash: true });
+      const done = await alice.complete(id);
+      expect(done.status, done.text).to.equal(200);
+      expect((await alice.get(done.json.file_url)).body.equals(data)).to.equal(true);
     });
   });
 
@@ -949,6 +1008,21 @@ describe('legacy /api/v1 facade', () => {
       // The original's default chunk size (1 MiB) is over this server's limit: the limit is handed out.
       expect(fine.json.chunk_size).to.equal(100);
       expect(fine.json.total_chunks).to.equal(10);
+    });
+
+    it('names the size of a chunk sent at twice MAX_CHUNK_SIZE (400), and answers a far larger one 413, not a reset', async () => {
+      custom = await startServer({ MAX_CHUNK_SIZE: 2 * 1024 * 1024 });
+      const client = legacyClient(custom.url, await custom.token());
+      const id = (await client.initiate({ filename: 'a.txt', file_size: 4 * 1024 * 1024, chunk_size: 2 * 1024 * 1024, mime_type: 'text/plain' })).json.session_id;
+      const twice = await client.chunk(id, 0, textOf(3.5 * 1024 * 1024));
+      expect(twice.status).to.equal(400);
+      expect(twice.json).to.deep.equal({ detail: `Invalid chunk size for chunk 0. Expected 2097152, got ${3.5 * 1024 * 1024}` });
+      await custom.close();
+      custom = await startServer({ MAX_CHUNK_SIZE: 1000 });
+      const small = legacyClient(custom.url, await custom.token());
+      const smallId = (await small.initiate({ filename: 'a.txt', file_size: 2000, chunk_size: 1000, mime_type: 'text/plain' })).json.session_id;
+      const huge = await small.chunk(smallId, 0, textOf(3 * 1024 * 1024));
+      expect(huge.status).to.equal(413);
     });
 
     it('does not read a chunk request far larger than MAX_CHUNK_SIZE to its end (413)', async () => {

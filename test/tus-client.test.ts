@@ -53,6 +53,12 @@ describe('tus-js-client against tusgate', () => {
     expect(served.headers['repr-digest']).to.equal(`sha-256=:${digest.toString('base64')}:`);
   });
 
+  it('uploads with deferred length and data during creation together', async () => {
+    const { done } = upload(server, token, file, { chunkSize: 1024 * 1024, uploadLengthDeferred: true, uploadDataDuringCreation: true });
+    const served = await request(await done);
+    expect(served.body.equals(file)).to.equal(true);
+  });
+
   it('resumes from the stored URL after an abort, without sending the first part again', async () => {
     let resolveHalf!: () => void;
     const half = new Promise<void>((resolve) => (resolveHalf = resolve));

@@ -298,6 +298,26 @@ describe('tus endpoint /files/', () => {
       });
       expect(res.status).to.equal(405);
     });
+
+    it('answers methods tus does not know with 405 and what is allowed', async () => {
+      const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${await server.token('alice')}` };
+      const put = await request(location, { method: 'PUT', headers, body: 'x' });
+      expect(put.status).to.equal(405);
+      expect(put.headers.allow).to.equal('HEAD, PATCH, DELETE, OPTIONS');
+      const atCreation = await request(`${server.url}/files/`, { method: 'PUT', headers, body: 'x' });
+      expect(atCreation.status).to.equal(405);
+      expect(atCreation.headers.allow).to.equal('POST, OPTIONS');
+    });
+  });
+
+  describe('creation answers', () => {
+    it('give the offset of a creation without a body: 0 (tus-js-client reads it of deferred creations)', async () => {
+      const created = await client.create('defer', { filetype: 'text/plain' });
+      expect(created.status).to.equal(201);
+      expect(created.headers['upload-offset']).to.equal('0');
+      const withBody = await client.create(TEXT.length, { filetype: 'text/plain' }, { 'Content-Type': 'application/offset+octet-stream' });
+      expect(withBody.headers['upload-offset']).to.equal('0');
+    });
   });
 
   describe('auth and ownership', () => {

@@ -28,9 +28,22 @@ export function validationError(items: ValidationItem[]): LegacyError {
   return new LegacyError(422, items);
 }
 
-/** A known path with another method: FastAPI's 405 rather than a 404. */
-export function methodNotAllowed(_req: Request, res: Response): void {
-  res.status(405).json({ detail: 'Method Not Allowed' });
+/** A known path with another method: FastAPI's 405 rather than a 404, naming `allowed` in `Allow` as Starlette did. */
+export const onlyMethod = (allowed: string) => (_req: Request, res: Response) => {
+  res.status(405).set('Allow', allowed).json({ detail: 'Method Not Allowed' });
+};
+
+/**
+ * A path with a malformed escape (`%zz`): uvicorn passed such paths on as they were, so the route
+ * looked for a session or file of that name and found none.
+ */
+export function undecodablePath(req: Request, res: Response): void {
+  if (/^\/files\//.test(req.path)) {
+    res.status(404).set('Tus-Resumable', '1.0.0').type('text/plain').send('The file for this url was not found\n');
+    return;
+  }
+  const detail = req.path.startsWith('/api/v1/upload/') ? 'Upload session not found' : req.path.startsWith('/api/v1/files/') ? 'File not found' : 'Not Found';
+  res.status(404).json({ detail });
 }
 
 export const notFound = () => new LegacyError(404, 'Upload session not found');

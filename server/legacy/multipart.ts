@@ -8,8 +8,14 @@ import { LegacyError, validationError } from './errors.js';
 /** Where the `file` part goes: to a staging file, checked against its size, or nowhere. */
 export type ChunkSink = { kind: 'stage'; file: string; expectedSize: number } | { kind: 'discard' };
 
-/** Past this many bytes of body beyond the largest possible chunk, a request is refused (413). */
+/**
+ * A request body may be twice the largest chunk and this much more (a chunk sent too large is named
+ * with its size, as the original did); past that it is refused (413).
+ */
 const BODY_SLACK = 1024 * 1024;
+const bodyBudget = (maxChunkSize: number) => 2 * maxChunkSize + BODY_SLACK;
+/** After an early answer, at least this much more is read and dropped, so the client sees the answer. */
+const DRAIN_FLOOR = 16 * 1024 * 1024;
 
 /**
  * The file part as received: every byte counted and hashed, even past the expected size (the
@@ -165,7 +171,7 @@ export function readChunkForm(req: IncomingMessage, sink: ChunkSink, maxChunkSiz
     // A body the size of no chunk (a huge part of another name, or a chunk that is only read to be
     // dropped) is not read to its end.
     let received = 0;
-    const budget = maxChunkSize + BODY_SLACK;
+    const budget = bodyBudget(maxChunkSize);
     const count = (data: Buffer) => {
       received += data.length;
       if (received <= budget) return;
@@ -179,12 +185,13 @@ export function readChunkForm(req: IncomingMessage, sink: ChunkSink, maxChunkSiz
 
 /**
  * After an early answer, reads and drops what the client is still sending, so it can read the
- * answer on a kept-alive connection; past about one more chunk's worth of bytes the connection is
- * closed instead.
+ * answer on a kept-alive connection; past a bound the connection is closed instead.
  */
 export function discardRest(req: IncomingMessage, maxChunkSize: number): void {
   if (req.complete) return;
-  const budget = maxChunkSize + BODY_SLACK;
+  // A client that is sending still reads no answer until its body is sent (curl, most libraries):
+  // closing at once would reset the connection under the answer.
+  const budget = Math.max(bodyBudget(maxChunkSize), DRAIN_FLOOR);
   let dropped = 0;
   req.on('data', (data: Buffer) => {
     dropped += data.length;

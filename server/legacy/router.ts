@@ -2,9 +2,11 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import type { TokenVerifier } from '../auth/verifier.js';
 import type { FileAccess } from '../files/serve.js';
 import { legacyTimestamp } from '../ops/health.js';
+import { isAllowedOrigin } from '../ops/cors.js';
+import { pythonJson, sendJson } from '../ops/json.js';
 import type { RequestContext } from '../uploads/request-context.js';
 import { isAdmin, legacyAuth, legacyIdentity } from './auth.js';
-import { LegacyError, legacyErrorHandler, methodNotAllowed } from './errors.js';
+import { LegacyError, legacyErrorHandler, onlyMethod } from './errors.js';
 import { fileUrl, legacyFileHandler } from './files.js';
 import { LegacyService, type LegacyDeps } from './service.js';
 import { progressPercent, remainingChunks } from './sessions.js';
@@ -18,8 +20,14 @@ export interface LegacyApiOptions extends LegacyDeps {
 /** The original's default chunk size (legacy-api.md §4). */
 const DEFAULT_CHUNK_SIZE = 1_048_576;
 
+/** The original's progress is a float: Python writes a whole one as `50.0`. */
+const FLOAT_FIELDS = new Set(['progress_percent']);
+const sendWithFloats = (res: Response, body: object) => sendJson(res, pythonJson(body, FLOAT_FIELDS));
+
 /** Marks a request as the legacy API's and names the 500 the original gave for its route. */
-const route = (failure: string) => (_req: Request, res: Response, next: NextFunction) => {
+const route = (failure: string) => (req: Request, res: Response, next: NextFunction) => {
+  // FastAPI's JSON routes did not answer HEAD (file downloads do here, as every download does).
+  if (req.method === 'HEAD' && !req.path.startsWith('/api/v1/files/')) return onlyMethod('GET')(req, res);
   res.locals.legacyFailure = failure;
   next();
 };
@@ -42,7 +50,8 @@ export async function createLegacyApi(options: LegacyApiOptions): Promise<{ rout
   router.use((req, res, next) => {
     const isLegacyPath = req.path === '/' || req.path.startsWith('/api/v1/');
     if (isLegacyPath && req.method === 'OPTIONS' && req.headers.origin && req.headers['access-control-request-method']) {
-      res.status(200).type('text/plain').send('OK');
+      const allowed = isAllowedOrigin(config.CORS_ORIGINS, req.headers.origin);
+      res.status(allowed ? 200 : 400).type('text/plain').send(allowed ? 'OK' : 'Disallowed CORS origin');
       return;
     }
     next();
@@ -71,7 +80,7 @@ export async function createLegacyApi(options: LegacyApiOptions): Promise<{ rout
     const id = sessionId(req);
     const chunk = parseChunkNumber(req.params.chunk_number as string);
     const result = await service.uploadChunk(user(req), id, chunk, req);
-    res.json({
+    sendWithFloats(res, {
       session_id: result.session.session_id,
       chunk_number: result.chunk,
       status: result.status,
@@ -97,7 +106,7 @@ export async function createLegacyApi(options: LegacyApiOptions): Promise<{ rout
 
   router.get('/api/v1/upload/:session_id/status', route('Internal Server Error'), auth, async (req, res) => {
     const session = await service.status(user(req), sessionId(req));
-    res.json({
+    sendWithFloats(res, {
       session_id: session.session_id,
       status: session.status,
       progress_percent: progressPercent(session),
@@ -124,19 +133,13 @@ export async function createLegacyApi(options: LegacyApiOptions): Promise<{ rout
     res.json({ message: `Cleaned up ${removed} expired sessions` });
   });
 
-  router.all(
-    [
-      '/',
-      '/api/v1/upload/initiate',
-      '/api/v1/upload/:session_id/chunk/:chunk_number',
-      '/api/v1/upload/:session_id/complete',
-      '/api/v1/upload/:session_id/status',
-      '/api/v1/upload/:session_id',
-      '/api/v1/files/:name',
-      '/api/v1/admin/cleanup',
-    ],
-    methodNotAllowed,
-  );
+  for (const [paths, allowed] of [
+    [['/', '/api/v1/upload/:session_id/status', '/api/v1/files/:name'], 'GET'],
+    [['/api/v1/upload/initiate', '/api/v1/upload/:session_id/chunk/:chunk_number', '/api/v1/upload/:session_id/complete', '/api/v1/admin/cleanup'], 'POST'],
+    [['/api/v1/upload/:session_id'], 'DELETE'],
+  ] as const) {
+    router.all([...paths], onlyMethod(allowed));
+  }
 
   // Only the legacy routes' errors are answered here; anything else goes on to the app's handler.
   const handleLegacyError = legacyErrorHandler(options.logger);

@@ -114,7 +114,8 @@ export async function readJsonBody(req: Request): Promise<unknown> {
 }
 
 function requireObject(body: unknown): Record<string, unknown> {
-  if (body === MISSING) throw validationError([{ loc: ['body'], msg: 'field required', type: 'value_error.missing' }]);
+  // A JSON `null` body is no body to FastAPI (pydantic v1 reads None as missing).
+  if (body === MISSING || body === null) throw validationError([{ loc: ['body'], msg: 'field required', type: 'value_error.missing' }]);
   if (!isObject(body)) throw validationError([{ loc: ['body'], msg: 'value is not a valid dict', type: 'type_error.dict' }]);
   return body;
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Router } from 'express';
-import { methodNotAllowed } from '../legacy/errors.js';
+import { onlyMethod } from '../legacy/errors.js';
 
 /** Naive UTC ISO-8601 with microseconds, as the legacy API wrote datetimes. */
 export function legacyTimestamp(date = new Date()): string {
@@ -51,6 +51,6 @@ export function healthRouter(options: HealthOptions): Router {
     }
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
-  router.all(['/health', '/ready'], methodNotAllowed);
+  router.all(['/health', '/ready'], onlyMethod('GET'));
   return router;
 }

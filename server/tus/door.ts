@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Server as TusServer } from '@tus/server';
-import { Router, type Request, type RequestHandler, type Response } from 'express';
+import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { isAllowedOrigin } from '../ops/cors.js';
 import type { Metrics } from '../ops/metrics.js';
 import { isTemporary, RESUME_LATER } from '../redis/unavailable.js';
 import { CHECKSUM_ALGORITHMS, requestChecksum } from '../uploads/checksum.js';
@@ -10,13 +11,19 @@ import type { VerifyingStore } from '../uploads/verifying-store.js';
 import type { Concatenation } from './concat.js';
 import { uploadLimit } from './ietf-fields.js';
 import { methodOverride, tusPrecheck, tusResumableHeader } from './precheck.js';
+import { Problem } from './problem.js';
 
 /**
  * Adds headers that are known only after @tus/server has decided its response (a digest computed
  * at completion, the sliding expiry). srvx hands Node the tus headers as a flat array, which
  * overrides anything set earlier, so they are merged into that array.
  */
-function mergeContextHeaders(request: Request, res: ServerResponse, context: RequestContext): void {
+function mergeContextHeaders(request: Request, res: ServerResponse, context: RequestContext, corsOrigins: readonly string[]): void {
+  // @tus/server names its first allowed origin to any other origin (or none), and `*` for any: an
+  // allowed origin is echoed (browsers refuse `*` with credentials), another gets none.
+  const origin = request.headers.origin;
+  const dropOrigin = !isAllowedOrigin(corsOrigins, origin);
+  if (!dropOrigin) context.responseHeaders['Access-Control-Allow-Origin'] = origin!;
   const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
   (res as unknown as { writeHead: (...args: unknown[]) => ServerResponse }).writeHead = (...args: unknown[]) => {
     // The request log line is written on 'finish'; the upload a creation made is known by now.
@@ -27,11 +34,15 @@ function mergeContextHeaders(request: Request, res: ServerResponse, context: Req
     const raw = args.find((arg): arg is string[] => Array.isArray(arg));
     if (raw) {
       const names = new Set(extra.map(([name]) => name.toLowerCase()));
+      if (dropOrigin) names.add('access-control-allow-origin');
       const kept: string[] = [];
       for (let i = 0; i + 1 < raw.length; i += 2) {
         if (!names.has(String(raw[i]).toLowerCase())) kept.push(raw[i]!, raw[i + 1]!);
       }
       for (const [name, value] of extra) kept.push(name, value);
+      // A creation without a body is at offset 0; tus-js-client reads the offset of every creation
+      // it sends in creation-with-upload mode, an empty one of deferred length included.
+      if (args[0] === 201 && !kept.some((name, i) => i % 2 === 0 && name.toLowerCase() === 'upload-offset')) kept.push('Upload-Offset', '0');
       raw.splice(0, raw.length, ...kept);
     } else {
       for (const [name, value] of extra) res.setHeader(name, value);
@@ -39,6 +50,10 @@ function mergeContextHeaders(request: Request, res: ServerResponse, context: Req
     return writeHead(...args);
   };
 }
+
+/** What tus answers at an upload's URL and at the creation URL (GET serves downloads, elsewhere). */
+const UPLOAD_METHODS = ['HEAD', 'PATCH', 'DELETE', 'OPTIONS'];
+const CREATION_METHODS = ['POST', 'OPTIONS'];
 
 export interface TusDoorOptions {
   tus: TusServer;
@@ -49,6 +64,7 @@ export interface TusDoorOptions {
   ietf: RequestHandler;
   authenticated: RequestHandler;
   maxFileSize: number;
+  corsOrigins: readonly string[];
 }
 
 /**
@@ -56,7 +72,7 @@ export interface TusDoorOptions {
  * upload is a 404, like a missing one), then @tus/server inside the request's context.
  */
 export function tusDoor(options: TusDoorOptions): Router {
-  const { tus, store, metrics, concatenation, ietf, authenticated, maxFileSize } = options;
+  const { tus, store, metrics, concatenation, ietf, authenticated, maxFileSize, corsOrigins } = options;
   const precheck = tusPrecheck(maxFileSize);
   const router = Router();
   const notFound = (res: Response) =>
@@ -74,25 +90,24 @@ export function tusDoor(options: TusDoorOptions): Router {
       bodyLength: req.get('content-length') === undefined ? undefined : Number(req.get('content-length')),
     };
     if (req.method === 'GET') return notFound(res);
-    if (id && req.method === 'POST') {
-      res.status(405).set({ Allow: 'HEAD, PATCH, DELETE, OPTIONS', 'Tus-Resumable': '1.0.0' }).type('text/plain').send('Method Not Allowed\n');
+    const allowed = id ? UPLOAD_METHODS : CREATION_METHODS;
+    if (!allowed.includes(req.method)) {
+      res.status(405).set({ Allow: allowed.join(', '), 'Tus-Resumable': '1.0.0' }).type('text/plain').send('Method Not Allowed\n');
       return;
     }
     if (id && req.method !== 'OPTIONS') {
       // Another user's upload is answered exactly like one that does not exist.
       req.uploadId = id;
-      let record;
-      try {
-        record = await store.records.get(id);
-      } catch (error) {
-        if (req.method !== 'HEAD' || !isTemporary(error)) throw error;
-        res.status(RESUME_LATER.status_code).set({ 'Retry-After': '1', 'Tus-Resumable': '1.0.0' }).type('text/plain').send(RESUME_LATER.body);
+      const record = await store.records.get(id);
+      if (!record || record.owner !== context.user) return notFound(res);
+      if (req.method === 'PATCH' && record.origin === 'legacy') {
+        // A legacy session's bytes come as numbered chunks, each verified and counted by the facade.
+        res.status(403).set('Tus-Resumable', '1.0.0').type('text/plain').send('Forbidden: this upload is written in numbered chunks through /api/v1\n');
         return;
       }
-      if (!record || record.owner !== context.user) return notFound(res);
       if (record.state === 'complete' && record.sha256) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256);
     }
-    mergeContextHeaders(req, res, context);
+    mergeContextHeaders(req, res, context, corsOrigins);
     if (req.method === 'OPTIONS') {
       context.responseHeaders['Tus-Checksum-Algorithm'] = CHECKSUM_ALGORITHMS.join(',');
       context.responseHeaders['Upload-Limit'] = uploadLimit(maxFileSize);
@@ -117,6 +132,17 @@ export function tusDoor(options: TusDoorOptions): Router {
     attachContext(req, context);
     // Concatenation is answered in front of @tus/server, which refuses it.
     if (!(await concatenation.handle(req, res, context))) await tus.handle(req, res);
+  });
+
+  // A service the request needs is away (shared state, the JWT key set): answered in the protocol's
+  // own terms, and a HEAD with 423, the one status tus-js-client retries a resume on (after any
+  // other error it starts the upload again from byte 0).
+  router.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (!isTemporary(error) || res.headersSent) return next(error);
+    const body = (error as { body?: string }).body ?? 'Service Unavailable: retry shortly\n';
+    if (req.get('upload-draft-interop-version') !== undefined) return new Problem(503, body.trim()).send(res);
+    const [status, text] = req.method === 'HEAD' ? [RESUME_LATER.status_code, RESUME_LATER.body] : [503, body];
+    res.status(status).set({ 'Retry-After': '1', 'Tus-Resumable': '1.0.0' }).type('text/plain').send(text);
   });
 
   return router;

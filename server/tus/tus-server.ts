@@ -42,6 +42,8 @@ export const TUSGATE_ALLOWED_HEADERS = [
   'Upload-Draft-Interop-Version',
   'Content-Disposition',
   'Repr-Digest',
+  // tus-js-client's addRequestId.
+  'X-Request-ID',
 ];
 
 /** @tus/server configured with tusgate's store, locks and creation policy. */

@@ -87,3 +87,34 @@ export class QuotaTracker implements Quota {
     times.push(at);
   }
 }
+
+/**
+ * A quota that, before refusing a user for holding too many incomplete uploads, removes those of
+ * theirs that have expired since the last sweep (an expired upload already answers 410 to its
+ * client, so it must not hold a slot until the next sweep).
+ */
+export class SweepingQuota implements Quota {
+  constructor(
+    private readonly inner: Quota,
+    /** Removes the user's expired uploads (giving their slots back); resolves to how many. */
+    private readonly sweepUser: (user: string) => Promise<number>,
+  ) {}
+
+  async admit(user: string, uploadId: string): Promise<Admission> {
+    const admission = await this.inner.admit(user, uploadId);
+    if (admission.ok || admission.reason !== 'active' || (await this.sweepUser(user)) === 0) return admission;
+    return this.inner.admit(user, uploadId);
+  }
+
+  release(user: string, uploadId: string): void | Promise<void> {
+    return this.inner.release(user, uploadId);
+  }
+
+  totalActive(): number | Promise<number> {
+    return this.inner.totalActive();
+  }
+
+  activeCount(user: string): number | Promise<number> {
+    return this.inner.activeCount(user);
+  }
+}

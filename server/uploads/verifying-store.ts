@@ -309,12 +309,13 @@ export class VerifyingStore extends DataStore {
   /**
    * Removes incomplete uploads whose last write is older than the expiry; returns how many. With
    * `locker`, each is removed under its upload lock and looked at again first: processes sweeping
-   * the same records at once then remove (and announce) each upload once.
+   * the same records at once then remove (and announce) each upload once. With `owner`, only that
+   * user's uploads are looked at.
    */
-  async sweepExpired(now = Date.now(), locker?: Locker): Promise<number> {
+  async sweepExpired(now = Date.now(), locker?: Locker, owner?: string): Promise<number> {
     let removed = 0;
     for (const candidate of await this.records.expiryCandidates()) {
-      if (!this.isExpired(candidate, now)) continue;
+      if (!this.isExpired(candidate, now) || (owner !== undefined && candidate.owner !== owner)) continue;
       const sweep = async () => {
         const record = locker ? await this.records.get(candidate.id) : candidate;
         if (!record || !this.isExpired(record, now)) return false;
@@ -325,7 +326,7 @@ export class VerifyingStore extends DataStore {
       };
       if (await (locker ? withLocks(locker, [candidate.id], sweep) : sweep())) removed++;
     }
-    await this.options.tombstones?.sweep(this.options.expiryMs, now);
+    if (owner === undefined) await this.options.tombstones?.sweep(this.options.expiryMs, now);
     return removed;
   }
 
