@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { SignJWT } from 'jose';
 import { request, tus } from './helpers/http.js';
 import { startServer, TEST_SECRET, type TestServer } from './helpers/server.js';
+import { EmptyFilenamePatch } from '../server/legacy/empty-filename.js';
 import { chunksOf, legacyClient, multipart, sha256, uploadWhole, type LegacyClient } from './legacy-client.js';
 import { GIF, JPEG, PNG, TEXT } from './samples.js';
 
@@ -380,6 +381,21 @@ describe('legacy /api/v1 facade', () => {
         expect(res.json.detail).to.deep.equal([expected]);
       }
       expect((await alice.status(id)).json.uploaded_chunks).to.deep.equal([]);
+    });
+
+    it('takes a file part with an empty filename for the file, as Starlette did (OkHttp, Python requests)', async () => {
+      const data = textOf(20, 'unnamed');
+      const id = await initiate(20, 10);
+      const first = await alice.chunkRaw(id, 0, [{ name: 'file', value: data.subarray(0, 10), filename: '' }]);
+      expect(first.status, first.text).to.equal(200);
+      const second = await alice.chunkRaw(id, 1, [
+        { name: 'chunk_hash', value: sha256(data.subarray(10)) },
+        { name: 'file', value: data.subarray(10), filename: '', contentType: 'application/octet-stream' },
+      ]);
+      expect(second.status, second.text).to.equal(200);
+      const done = await alice.complete(id, { session_id: id, file_hash: sha256(data) });
+      expect(done.status, done.text).to.equal(200);
+      expect((await alice.get(done.json.file_url)).body.equals(data)).to.equal(true);
     });
 
     it('answers 400 for a malformed multipart body', async () => {
@@ -1154,5 +1170,30 @@ describe('legacy sessions expire (sliding UPLOAD_EXPIRY_SECONDS)', () => {
         expect(JSON.parse(res.text)).to.deep.equal({ message: 'Cleaned up 0 expired sessions' });
       }
     });
+  });
+});
+
+describe('EmptyFilenamePatch: a multipart body whose file part has filename=""', () => {
+  async function through(body: Buffer, boundary: string, piece: number): Promise<string> {
+    const patch = new EmptyFilenamePatch(boundary);
+    const out: Buffer[] = [];
+    patch.on('data', (data: Buffer) => out.push(data));
+    const ended = new Promise((resolve) => patch.once('end', resolve));
+    for (let i = 0; i < body.length; i += piece) patch.write(body.subarray(i, i + piece));
+    patch.end();
+    await ended;
+    return Buffer.concat(out).toString('latin1');
+  }
+
+  it('names the file part, however the body is cut, and changes nothing else', async () => {
+    const { body, contentType } = multipart([
+      { name: 'chunk_hash', value: 'abc' },
+      { name: 'file', value: 'filename="" stays in the data', filename: '' },
+    ]);
+    const boundary = contentType.split('boundary=')[1]!;
+    const expected = body.toString('latin1').replace('name="file"; filename=""', 'name="file"; filename="upload"');
+    for (const piece of [1, 7, 64, body.length]) expect(await through(body, boundary, piece), `pieces of ${piece}`).to.equal(expected);
+    const named = multipart([{ name: 'file', value: 'x', filename: 'a.txt' }]);
+    expect(await through(named.body, named.contentType.split('boundary=')[1]!, 5)).to.equal(named.body.toString('latin1'));
   });
 });

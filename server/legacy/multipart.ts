@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
+import { EmptyFilenamePatch, multipartBoundary } from './empty-filename.js';
 import { LegacyError, validationError } from './errors.js';
 
 /** Where the `file` part goes: to a staging file, checked against its size, or nowhere. */
@@ -122,8 +123,15 @@ export function readChunkForm(req: IncomingMessage, sink: ChunkSink, maxChunkSiz
       action();
     };
     const stop = new AbortController();
+    const boundary = multipartBoundary(req.headers['content-type']);
+    const patch = boundary === undefined ? undefined : new EmptyFilenamePatch(boundary);
     const fail = (error: LegacyError) => {
-      req.unpipe(parser);
+      if (patch) {
+        req.unpipe(patch);
+        patch.unpipe(parser);
+      } else {
+        req.unpipe(parser);
+      }
       stop.abort();
       settle(() => reject(error));
     };
@@ -179,7 +187,8 @@ export function readChunkForm(req: IncomingMessage, sink: ChunkSink, maxChunkSiz
       fail(new LegacyError(413, 'Request body too large'));
     };
     req.on('data', count);
-    req.pipe(parser);
+    if (patch) req.pipe(patch).pipe(parser);
+    else req.pipe(parser);
   });
 }
 
