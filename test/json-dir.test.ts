@@ -68,6 +68,13 @@ describe('JsonDirectory: documents kept by appending versions', () => {
     expect(await fs.readdir(dir)).to.deep.equal(['a.json']);
   });
 
+  it('keeps the file of a large document small too: at most about 256 KiB of versions', async () => {
+    // A legacy session's chunk list grows with each chunk; each read takes in the whole file.
+    for (let n = 0; n < 60; n++) await docs.set('big', { n, text: 'x'.repeat(20_000) });
+    expect((await docs.get('big'))?.n).to.equal(59);
+    expect((await fs.stat(fileOf('big'))).size).to.be.at.most(256 * 1024 + 20_100);
+  });
+
   it('keeps the last of writes made at once to one document, across rewrites of its file', async () => {
     await Promise.all(Array.from({ length: 300 }, (_, n) => docs.set('a', { n })));
     expect(await docs.get('a')).to.deep.equal({ n: 299 });

@@ -29,8 +29,13 @@ export interface DocStore<T> {
 const PROCESS_TAG = randomBytes(6).toString('hex');
 let writes = 0;
 
-/** After this many appends to one document file, the next write replaces the file with one version. */
+/**
+ * After this many appends to one document file, or this many bytes of them, the next write replaces
+ * the file with one version. The bytes bound keeps reads of large documents cheap (a legacy session's
+ * chunk list grows with every chunk, and a read takes in the whole file).
+ */
 const COMPACT_AFTER = 64;
+const COMPACT_AFTER_BYTES = 256 * 1024;
 /** How many documents' append counts are remembered (a forgotten count starts again from zero). */
 const COUNTED_KEYS = 10_000;
 
@@ -63,12 +68,13 @@ export function lastVersion<T>(text: string): T | undefined {
  * leaves the old or the new document, never half of one. Appending, rather than writing a
  * temporary file and renaming it over the old one, creates no file after the first version: on
  * ext4 creating and freeing inodes costs each write ~0.5 ms, an append ~20 µs. Every COMPACT_AFTER
- * appends the file is replaced (temporary file and rename) by one holding only the newest version.
+ * appends (or COMPACT_AFTER_BYTES) the file is replaced (temporary file and rename) by one holding
+ * only the newest version.
  * Keys are server-made ids; anything else is refused, so no client text becomes a path.
  */
 export class JsonDirectory<T> implements DocStore<T> {
-  /** Appends since each document's file last held a single version, as far as this process knows. */
-  private readonly appends = new Map<string, number>();
+  /** Appends (count, bytes) since each document's file last held a single version, as far as this process knows. */
+  private readonly appends = new Map<string, { count: number; bytes: number }>();
   /**
    * Changes of one document go one at a time: an append racing a rewrite could land in the file the
    * rename is replacing and be lost, and a write queued before a delete must not bring it back after.
@@ -104,9 +110,9 @@ export class JsonDirectory<T> implements DocStore<T> {
   }
 
   private async write(key: string, target: string, text: string): Promise<void> {
-    const appended = this.appends.get(key) ?? 0;
+    const appended = this.appends.get(key) ?? { count: 0, bytes: 0 };
     this.appends.delete(key);
-    if (appended >= COMPACT_AFTER) {
+    if (appended.count >= COMPACT_AFTER || appended.bytes + text.length > COMPACT_AFTER_BYTES) {
       const temporary = `${target}.${PROCESS_TAG}-${(writes++).toString(36)}.tmp`;
       await fs.writeFile(temporary, text);
       await fs.rename(temporary, target);
@@ -114,7 +120,7 @@ export class JsonDirectory<T> implements DocStore<T> {
     }
     await fs.appendFile(target, `\n${text}\n`);
     if (this.appends.size >= COUNTED_KEYS) this.appends.delete(this.appends.keys().next().value!);
-    this.appends.set(key, appended + 1);
+    this.appends.set(key, { count: appended.count + 1, bytes: appended.bytes + text.length + 2 });
   }
 
   async delete(key: string): Promise<void> {
