@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Router, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { DemoConfig } from './browser/types.js';
 
 // The demo page is bundled by esbuild's JS API in memory, on the first request for it, rather than
@@ -40,6 +41,13 @@ export const DEMO_CSP = [
 interface Asset {
   type: string;
   body: Buffer;
+}
+
+const etags = new WeakMap<Asset, string>();
+function etagOf(asset: Asset): string {
+  let etag = etags.get(asset);
+  if (!etag) etags.set(asset, (etag = `"${createHash('sha256').update(asset.body).digest('base64url').slice(0, 27)}"`));
+  return etag;
 }
 
 /** The bundle depends only on files in the repository, so one build serves every app in the process. */
@@ -92,9 +100,10 @@ export interface DemoOptions {
 
 export function demoRouter(options: DemoOptions): Router {
   const router = Router({ strict: true });
-  const send = (res: Response, asset: Asset) => {
-    // ETag (added by express) lets a reload revalidate instead of downloading the bundle again.
-    res.set({ 'Content-Security-Policy': DEMO_CSP, 'Cache-Control': 'no-cache', 'Referrer-Policy': 'no-referrer' });
+  const send = (req: Request, res: Response, asset: Asset) => {
+    // An ETag lets a reload revalidate instead of downloading the bundle again (the app makes none).
+    res.set({ 'Content-Security-Policy': DEMO_CSP, 'Cache-Control': 'no-cache', 'Referrer-Policy': 'no-referrer', ETag: etagOf(asset) });
+    if (req.fresh) return void res.status(304).end();
     res.type(asset.type).send(asset.body);
   };
 
@@ -119,7 +128,7 @@ export function demoRouter(options: DemoOptions): Router {
     }
     const asset = assets.get(name);
     if (!asset) return next();
-    send(res, asset);
+    send(req, res, asset);
   });
   return router;
 }

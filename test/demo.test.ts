@@ -7,6 +7,7 @@ import zlib from 'node:zlib';
 import { expect } from 'chai';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { demoAssets } from '../client-demo/serve.js';
+import { request } from './helpers/http.js';
 import { startDevServer, type DevServer } from './helpers/dev-server.js';
 import { signToken, startServer, TEST_SECRET, type TestServer } from './helpers/server.js';
 import { freePort, REPO_ROOT, runServer, type RunningServer } from './helpers/spawn.js';
@@ -412,6 +413,7 @@ describe('demo page (/demo/) in headless Chromium', function () {
       const result = await resultFor(page, 'unauthorized.txt');
       expect(result.className, result.text).to.include('failed');
       expect(result.text).to.include('The server did not accept your token: it may have expired. Paste a fresh one and retry.');
+      expect(result.text).to.include('The server said: “Unauthorized: invalid or expired token”');
       expect(problems.filter((p) => !p.startsWith('console: [Uppy]'))).to.deep.equal([]);
       await context.close();
     });
@@ -438,6 +440,15 @@ describe('demo page (/demo/): how tusgate serves it', () => {
     expect(moved.status).to.equal(301);
     expect(moved.headers.get('location')).to.equal('/demo/');
     expect((await fetch(`${server.url}/demo/nothing.js`)).status).to.equal(404);
+  });
+
+  it('lets a reload revalidate the bundle (ETag, then 304)', async () => {
+    const first = await fetch(`${server.url}/demo/app.js`);
+    const etag = first.headers.get('etag');
+    expect(etag).to.match(/^"[\w-]+"$/);
+    // Not fetch: it sends Cache-Control: no-cache with a conditional header of its caller's.
+    const again = await request(`${server.url}/demo/app.js`, { headers: { 'If-None-Match': etag! } });
+    expect(again.status).to.equal(304);
   });
 
   it('tells the page the server’s own limits, and that a token must be pasted when a key is configured', async () => {

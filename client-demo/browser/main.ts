@@ -57,8 +57,8 @@ function explain(status: number | undefined, serverText: string, retryAfter: str
       return 'The server could not be reached. Check the connection, then press retry: the upload continues where it stopped.';
     case 401:
       return config.devMode
-        ? 'The server did not accept the demo token (it changes when the server restarts). Reload the page.'
-        : 'The server did not accept your token: it may have expired. Paste a fresh one and retry.';
+        ? `The server did not accept the demo token (it expires after a day, or the server's data directory changed). Reload the page.${said}`
+        : `The server did not accept your token: it may have expired. Paste a fresh one and retry.${said}`;
     case 413:
       return `The file is larger than the server accepts (${formatBytes(config.maxFileSize)} at most).${said}`;
     case 415:
