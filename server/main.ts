@@ -1,7 +1,7 @@
 import http from 'node:http';
 import path from 'node:path';
 import { createApp, type Tusgate } from './app.js';
-import { makeDevSecret, signDevToken, DEMO_USER } from './auth/dev.js';
+import { devSecret, signDevToken, DEMO_USER } from './auth/dev.js';
 import { createTokenVerifier } from './auth/verifier.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 
@@ -25,8 +25,14 @@ async function start(): Promise<void> {
     if (config.NODE_ENV === 'production') {
       fail('no JWT key configured: set JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL (NODE_ENV=production)');
     }
-    config = { ...config, JWT_SECRET: makeDevSecret() };
-    devToken = await signDevToken(config.JWT_SECRET!);
+    let secret: string;
+    try {
+      secret = await devSecret(path.resolve(config.DATA_DIR));
+    } catch (error) {
+      fail(`DATA_DIR=${JSON.stringify(config.DATA_DIR)} cannot be used: ${(error as Error).message}`);
+    }
+    config = { ...config, JWT_SECRET: secret };
+    devToken = await signDevToken(secret);
   }
 
   let verify;
@@ -84,7 +90,7 @@ async function start(): Promise<void> {
   process.stdout.write(`tusgate listening on http://${config.HOST}:${port} (tus endpoint /files/)\n`);
   if (devToken) {
     process.stdout.write(
-      `development mode: no JWT key configured, a random secret was made for this run.\n` +
+      `development mode: no JWT key configured; a random secret is kept in DATA_DIR/dev-secret.\n` +
         `token for user "${DEMO_USER}" (24 h):\n${devToken}\n` +
         `try: curl -i -X OPTIONS http://${config.HOST}:${port}/files/\n`,
     );

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { expect } from 'chai';
 import { exportSPKI, generateKeyPair } from 'jose';
 import { ConfigError, loadConfig } from '../server/config.js';
@@ -321,6 +322,20 @@ describe('config: the real process', function () {
 
     it('exits 0 on SIGTERM', async () => {
       expect(await proc.stop('SIGTERM', 15_000)).to.equal(0);
+    });
+
+    it('keeps its secret in DATA_DIR, owner-only: a token from before a restart still works after it', async () => {
+      const file = path.join(dataDir, 'dev-secret');
+      expect((await fs.stat(file)).mode & 0o077).to.equal(0);
+      const port = await freePort();
+      const again = run({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+      try {
+        await again.waitForStdout(/token for user/, 20_000);
+        const created = await tus(`http://127.0.0.1:${port}`, token).create(TEXT.length);
+        expect(created.status, created.text).to.equal(201);
+      } finally {
+        await again.stop('SIGTERM', 15_000);
+      }
     });
   });
 
