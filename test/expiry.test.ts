@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { request, tus } from './helpers/http.js';
+import { openPatch, request, tus } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { TEXT } from './samples.js';
 
@@ -41,6 +41,19 @@ describe('expiry of incomplete uploads', function () {
     expect(await exists(path.join(server.dataDir, 'uploads', id))).to.equal(false);
     expect(await exists(path.join(server.dataDir, 'uploads', `${id}.json`))).to.equal(false);
     expect(await server.tusgate.store.records.get(id)).to.equal(undefined);
+  });
+
+  it('reports an upload being written as not expired, however long its PATCH takes', async () => {
+    const location = (await client.create(TEXT.length)).headers.location!;
+    const token = await server.token('alice');
+    const patch = openPatch(location, token, 0, TEXT.length);
+    const answered = new Promise<number>((resolve) => patch.on('response', (res) => resolve(res.statusCode ?? 0)));
+    patch.write(TEXT.subarray(0, 10));
+    await sleep(2500);
+    const info = JSON.parse((await request(`${location}/info`, { headers: { Authorization: `Bearer ${token}` } })).text);
+    expect(info.state).to.equal('uploading');
+    patch.end(TEXT.subarray(10));
+    expect(await answered).to.equal(204);
   });
 
   it('never expires a finished upload', async () => {

@@ -42,16 +42,18 @@ export function uploadInfoHandler(store: VerifyingStore, tombstones: Tombstones,
       return;
     }
     const offset = record.state === 'complete' ? record.size : await store.bytes.storedBytes(id).catch(() => 0);
-    res.set('Cache-Control', 'no-store').json({ ...describe(record, expiryMs), offset });
+    res.set('Cache-Control', 'no-store').json({ ...describe(record, expiryMs, store.isWriting(id)), offset });
   };
 }
 
 /** The facts every state shares, as JSON. */
-function describe(record: UploadRecord, expiryMs: number) {
+function describe(record: UploadRecord, expiryMs: number, writingNow = false) {
   const complete = record.state === 'complete';
-  // Incomplete uploads and the parts of a concatenation are swept one expiry after their last write;
-  // one past it already answers 410 to tus and is reported expired before the sweep comes.
-  const expires = mayExpire(record) ? Date.parse(record.lastWriteAt) + expiryMs : undefined;
+  // Incomplete uploads and the parts of a concatenation are swept one expiry after their last write
+  // (an upload being written is written now); one past it already answers 410 to tus and is
+  // reported expired before the sweep comes.
+  const lastWrite = writingNow ? Date.now() : Date.parse(record.lastWriteAt);
+  const expires = mayExpire(record) ? lastWrite + expiryMs : undefined;
   const expired = !complete && expires !== undefined && expires <= Date.now();
   return {
     id: record.id,

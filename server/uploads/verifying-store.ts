@@ -81,6 +81,11 @@ export class VerifyingStore extends DataStore {
   }
 
   /** Resolves once no write of this process to the upload is in flight (also for GuardedLocker). */
+  /** Whether bytes are being written to the upload in this process now (its expiry waits for them). */
+  isWriting(id: string): boolean {
+    return this.writing.has(id);
+  }
+
   async writeSettled(id: string): Promise<void> {
     await this.writing.get(id)?.catch(() => undefined);
   }
