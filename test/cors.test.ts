@@ -63,6 +63,13 @@ describe('CORS', () => {
       expect(exposed).to.include.members(['ETag', 'Content-Range', 'Accept-Ranges', 'Content-Disposition']);
     });
 
+    it('lets a page read the challenge of a 401', async () => {
+      const refused = await request(`${server.url}/files/`, { method: 'POST', headers: { Origin: allowed, 'Tus-Resumable': '1.0.0', 'Upload-Length': 1 } });
+      expect(refused.status).to.equal(401);
+      expect(refused.headers['www-authenticate']).to.be.a('string');
+      expect(String(refused.headers['access-control-expose-headers']).split(/\s*,\s*/)).to.include('WWW-Authenticate');
+    });
+
     it('allows the request id header tus-js-client adds, in a tus preflight', async () => {
       const preflight = await request(`${server.url}/files/`, {
         method: 'OPTIONS',

@@ -27,6 +27,8 @@ export const TUSGATE_EXPOSED_HEADERS = [
   'Retry-After',
   'X-Request-Id',
   'Tus-Checksum-Algorithm',
+  // A 401's challenge (SPEC §2), for a page to tell an expired token from a missing one.
+  'WWW-Authenticate',
   // The IETF resumable-uploads draft (server/tus/ietf-draft.ts).
   'Upload-Complete',
   'Upload-Incomplete',
