@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import * as tusClient from 'tus-js-client';
@@ -201,6 +202,43 @@ describe('STORAGE=s3 against a real Ceph radosgw', function () {
     const completed = await legacy.complete(id);
     expect(completed.status, completed.text).to.equal(200);
     expect((await request(`${server.url}/files/${id}`, { headers: { Authorization: `Bearer ${token}` } })).body.equals(data)).to.equal(true);
+  });
+
+  it('answers a download 503 with Retry-After while the object store is away, and serves it again after', async () => {
+    // A TCP proxy to radosgw that can be cut, for a tusgate of its own.
+    const sockets = new Set<net.Socket>();
+    let open = true;
+    const target = new URL(rgw.endpoint);
+    const proxy = net.createServer((client) => {
+      if (!open) return void client.destroy();
+      const upstream = net.connect(Number(target.port), target.hostname);
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+        socket.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const via = await startServer({ ...s3Config(), S3_ENDPOINT: `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}` });
+    try {
+      const client = tus(via.url, await via.token('alice'));
+      const location = (await client.create(TEXT.length)).headers.location!;
+      expect((await client.patch(location, 0, TEXT)).status).to.equal(204);
+      open = false;
+      for (const socket of sockets) socket.destroy();
+      for (const headers of [{}, { Range: 'bytes=0-9' }] as Array<Record<string, string>>) {
+        const away = await request(location, { headers });
+        expect(away.status, away.text).to.equal(503);
+        expect(away.headers['retry-after']).to.equal('1');
+      }
+      open = true;
+      expect((await request(location)).body.equals(TEXT)).to.equal(true);
+    } finally {
+      await via.close();
+      for (const socket of sockets) socket.destroy();
+      proxy.close();
+    }
   });
 
   it('sweeps an expired upload from the bucket', async () => {

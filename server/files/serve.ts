@@ -170,6 +170,12 @@ function streamObject(req: Request, res: Response, store: VerifyingStore, record
     return;
   }
   const body = store.bytes.readRange(record.id, start, end);
-  body.once('error', () => res.destroy());
+  body.once('error', () => {
+    if (res.headersSent) return void res.destroy();
+    // The object store away before the first byte: an answer the client can act on, not a cut.
+    body.unpipe(res);
+    for (const name of ['Content-Length', 'Content-Range', 'Content-Disposition', 'ETag', 'Repr-Digest', 'Last-Modified', 'Accept-Ranges']) res.removeHeader(name);
+    res.status(503).set('Retry-After', '1').type('text/plain').send('Service Unavailable: the object store cannot be reached now; try again later\n');
+  });
   body.pipe(res);
 }
