@@ -55,6 +55,9 @@ export interface Tusgate {
   close(): Promise<void>;
 }
 
+/** How long closing waits for this process's upload locks to be given back. */
+const LOCK_RELEASE_WAIT_MS = 3000;
+
 export async function createApp(config: Config, options: AppOptions): Promise<Tusgate> {
   const logger = options.logger ?? createLogger(config.LOG_LEVEL);
   const state = await uploadState(config, logger);
@@ -190,6 +193,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     sweep: () => store.sweepExpired(Date.now(), sweepLocker),
     async close() {
       hooks?.stop();
+      // Requests cut at shutdown give their locks back through shared state, which must still be open.
+      await locker.released(LOCK_RELEASE_WAIT_MS);
       try {
         await bytes.close?.();
       } finally {

@@ -119,7 +119,8 @@ async function start(): Promise<void> {
     setTimeout(() => {
       logger.warn('grace period over: closing remaining connections');
       server.closeAllConnections();
-      setTimeout(() => process.exit(0), 500).unref();
+      // Closing waits (a bounded time) for the cut requests' locks to be given back.
+      setTimeout(() => process.exit(0), 5000).unref();
     }, config.SHUTDOWN_GRACE_MS).unref();
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -6,7 +6,7 @@ import type { Config } from './config.js';
 import { SessionStore, type LegacySession } from './legacy/sessions.js';
 import { JsonDirectory } from './storage/json-dir.js';
 import { Journal } from './storage/journal.js';
-import { claimDirectory } from './storage/owner.js';
+import { claimDirectory, markSharedState, refuseIfShared } from './storage/owner.js';
 import { QuotaTracker, type Quota } from './uploads/quota.js';
 import { UploadRecords, type UploadRecord } from './uploads/records.js';
 import { Tombstones, type Tombstone } from './uploads/tombstones.js';
@@ -38,6 +38,7 @@ export function limitsOf(config: Config) {
 
 export async function localState(config: Config): Promise<UploadState> {
   const dir = (name: string) => path.resolve(config.DATA_DIR, name);
+  await refuseIfShared(path.resolve(config.DATA_DIR));
   const release = await claimDirectory(path.resolve(config.DATA_DIR));
   // Records are made with every upload: one journal file, not a file each (see Journal).
   const recordJournal = new Journal<UploadRecord>(path.join(dir('records'), 'journal.jsonl'), dir('records'));
@@ -69,5 +70,7 @@ export async function uploadState(config: Config, logger: Logger): Promise<Uploa
   if (!config.REDIS_URL) return localState(config);
   // Loaded only when configured: one process on local state never loads the Redis client.
   const { redisState } = await import('./redis/state.js');
-  return redisState(config, config.REDIS_URL, logger);
+  const state = await redisState(config, config.REDIS_URL, logger);
+  await markSharedState(path.resolve(config.DATA_DIR));
+  return state;
 }

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import * as tusClient from 'tus-js-client';
 import { startCluster, type Cluster } from './helpers/cluster.js';
+import { spawnServer } from './helpers/process.js';
 import { openPatch, request, tus } from './helpers/http.js';
 import { signToken } from './helpers/server.js';
 import { startRedis } from './helpers/redis.js';
@@ -119,6 +120,34 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
     expect(rest.status, rest.text).to.equal(204);
     const served = await request(`${cluster.urls[2]}${path}`, { headers: { Authorization: `Bearer ${token}` } });
     expect(served.body.equals(file)).to.equal(true);
+  });
+
+  it('a process stopped with SIGTERM during a PATCH gives the upload lock back: the next request does not wait', async () => {
+    const file = png(2 * 1024 * 1024);
+    const stopping = await cluster.spawn({ SHUTDOWN_GRACE_MS: '500' });
+    const created = await tus(stopping.url, token).create(file.length, AS_PNG);
+    const path = new URL(created.headers.location!).pathname;
+    const patch = openPatch(`${stopping.url}${path}`, token, 0, file.length);
+    patch.on('error', () => undefined);
+    patch.write(file.subarray(0, 700 * 1024));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The grace period ends with the PATCH still waiting for its body: it is cut.
+    expect(await stopping.kill('SIGTERM')).to.equal(0);
+    const started = Date.now();
+    const head = await tus(cluster.urls[0]!, token).head(`${cluster.urls[0]}${path}`);
+    expect(head.status).to.equal(200);
+    expect(Date.now() - started, 'waited for a lease').to.be.below(3000);
+    const offset = Number(head.headers['upload-offset']);
+    const rest = await tus(cluster.urls[1]!, token).patch(`${cluster.urls[1]}${path}`, offset, file.subarray(offset));
+    expect(rest.status, rest.text).to.equal(204);
+  });
+
+  it('keeps a process without REDIS_URL off the shared directory, with one line saying why', async () => {
+    const alone = await spawnServer({ DATA_DIR: cluster.dataDir }).then(
+      (server) => server.kill('SIGKILL').then(() => 'started'),
+      (error: Error) => error.message,
+    );
+    expect(alone).to.match(/holds uploads whose state is in Redis: start with REDIS_URL/);
   });
 
   it('counts quotas across processes', async () => {

@@ -85,3 +85,21 @@ export async function claimDirectory(directory: string): Promise<() => Promise<v
     if (await ours().catch(() => false)) await fs.rm(file, { force: true });
   };
 }
+
+const SHARED_MARK = 'shared-state';
+
+/**
+ * Notes in `directory` that its uploads' state lives in Redis (processes with REDIS_URL share it),
+ * so that a process started on it without REDIS_URL refuses instead of serving none of them.
+ */
+export async function markSharedState(directory: string): Promise<void> {
+  await fs.mkdir(directory, { recursive: true });
+  await fs.writeFile(path.join(directory, SHARED_MARK), 'redis\n');
+}
+
+export async function refuseIfShared(directory: string): Promise<void> {
+  if ((await readMark(path.join(directory, SHARED_MARK))) === undefined) return;
+  throw new ConfigError(
+    `DATA_DIR ${directory} holds uploads whose state is in Redis: start with REDIS_URL, or remove ${path.join(directory, SHARED_MARK)} to use the directory without it`,
+  );
+}

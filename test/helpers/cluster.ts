@@ -10,7 +10,7 @@ export interface Cluster {
   urls: string[];
   env: Record<string, string>;
   /** Starts one more process on the same Redis and directory. */
-  spawn(): Promise<ServerProcess>;
+  spawn(env?: Record<string, string>): Promise<ServerProcess>;
   stop(): Promise<void>;
 }
 
@@ -30,8 +30,8 @@ export async function startCluster(count: number, env: Record<string, string> = 
     processes,
     urls: processes.map((process) => process.url),
     env: clusterEnv,
-    async spawn() {
-      const process = await spawnServer(clusterEnv);
+    async spawn(env = {}) {
+      const process = await spawnServer({ ...clusterEnv, ...env });
       cluster.processes.push(process);
       return process;
     },
