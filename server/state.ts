@@ -71,6 +71,7 @@ export async function uploadState(config: Config, logger: Logger): Promise<Uploa
   // Loaded only when configured: one process on local state never loads the Redis client.
   const { redisState } = await import('./redis/state.js');
   const state = await redisState(config, config.REDIS_URL, logger);
-  await markSharedState(path.resolve(config.DATA_DIR));
+  // Uploads stored in DATA_DIR are only reachable through Redis now (on S3 it holds none).
+  if (config.STORAGE === 'file') await markSharedState(path.resolve(config.DATA_DIR));
   return state;
 }

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
 import net from 'node:net';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
@@ -8,7 +9,7 @@ import { findCeph, MISSING_CEPH, startRadosgw, type Radosgw } from './helpers/ce
 import { spawnServer, type ServerProcess } from './helpers/process.js';
 import { openPatch, request, tus } from './helpers/http.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
-import { signToken, startServer, type TestServer } from './helpers/server.js';
+import { makeDataDir, signToken, startServer, type TestServer } from './helpers/server.js';
 import { chunksOf, legacyClient, sha256 } from './legacy-client.js';
 import { mp4WithMoovAtEnd, PNG, TEXT } from './samples.js';
 
@@ -261,16 +262,20 @@ describe('STORAGE=s3 against a real Ceph radosgw', function () {
 
   describe('two processes on S3 and one Redis', () => {
     let redis: RedisServer;
+    let dataDir: string;
     const processes: ServerProcess[] = [];
 
     before(async () => {
       redis = await startRedis();
-      const env = Object.fromEntries(Object.entries({ ...s3Config(), REDIS_URL: redis.url }).map(([key, value]) => [key, String(value)]));
+      // Staging and the outbox stay out of the repository's own data/.
+      dataDir = await makeDataDir();
+      const env = Object.fromEntries(Object.entries({ ...s3Config(), REDIS_URL: redis.url, DATA_DIR: dataDir }).map(([key, value]) => [key, String(value)]));
       for (let n = 0; n < 2; n++) processes.push(await spawnServer(env));
     });
     after(async () => {
       await Promise.all(processes.map((process) => process.kill('SIGKILL')));
       await redis?.stop();
+      await fs.rm(dataDir, { recursive: true, force: true });
     });
 
     it('completes a tus-js-client upload that moves to the other process at every request, byte-exact and verified', async () => {
