@@ -88,7 +88,12 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   // Several processes sweep the same records: each removal then holds the upload's lock.
   const sweepLocker = config.REDIS_URL ? locker : undefined;
   // A user at the limit of incomplete uploads gets the slots of their expired ones back at once.
-  const quota = new SweepingQuota(state.quota, (user) => store.sweepExpired(Date.now(), sweepLocker, user));
+  // (At most once per user every few seconds, and never less often than uploads can expire.)
+  const quota = new SweepingQuota(
+    state.quota,
+    (user) => store.sweepExpired(Date.now(), sweepLocker, user),
+    Math.min(5000, config.UPLOAD_EXPIRY_SECONDS * 1000),
+  );
   const tus = createTusServer({
     store,
     locker,

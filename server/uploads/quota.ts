@@ -94,16 +94,30 @@ export class QuotaTracker implements Quota {
  * client, so it must not hold a slot until the next sweep).
  */
 export class SweepingQuota implements Quota {
+  /** When each user's uploads were last swept here: a user held at the limit does not get a sweep per request. */
+  private readonly swept = new Map<string, number>();
+
   constructor(
     private readonly inner: Quota,
     /** Removes the user's expired uploads (giving their slots back); resolves to how many. */
     private readonly sweepUser: (user: string) => Promise<number>,
+    private readonly minIntervalMs = 5000,
+    private readonly now: () => number = Date.now,
   ) {}
 
   async admit(user: string, uploadId: string): Promise<Admission> {
     const admission = await this.inner.admit(user, uploadId);
-    if (admission.ok || admission.reason !== 'active' || (await this.sweepUser(user)) === 0) return admission;
+    if (admission.ok || admission.reason !== 'active' || !this.maySweep(user) || (await this.sweepUser(user)) === 0) return admission;
     return this.inner.admit(user, uploadId);
+  }
+
+  private maySweep(user: string): boolean {
+    const now = this.now();
+    if (now - (this.swept.get(user) ?? -Infinity) < this.minIntervalMs) return false;
+    this.swept.delete(user);
+    if (this.swept.size >= 10_000) this.swept.delete(this.swept.keys().next().value!);
+    this.swept.set(user, now);
+    return true;
   }
 
   release(user: string, uploadId: string): void | Promise<void> {
