@@ -8,6 +8,19 @@ import { PNG } from './samples.js';
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest();
 
 /** tus 1.0.0, "Concatenation" extension: https://tus.io/protocols/resumable-upload#concatenation */
+/** A final upload of PNG type made of `urls`, on another server than the suite's. */
+function finalAt(baseUrl: string, token: string, urls: string[]): Promise<RawResponse> {
+  return request(`${baseUrl}/files/`, {
+    method: 'POST',
+    headers: {
+      'Tus-Resumable': '1.0.0',
+      Authorization: `Bearer ${token}`,
+      'Upload-Concat': `final;${urls.join(' ')}`,
+      'Upload-Metadata': metadata({ filetype: 'image/png' }),
+    },
+  });
+}
+
 describe('tus 1.0.0 › Protocol Extensions › Concatenation', () => {
   let server: TestServer;
   let token: string;
@@ -205,21 +218,30 @@ describe('tus 1.0.0 › Protocol Extensions › Concatenation', () => {
       expect(third.headers['retry-after']).to.be.a('string');
       await carol.patch(first.headers.location!, 0, PNG);
       await carol.patch(second.headers.location!, 0, Buffer.from('tail'));
-      const joined = await request(`${small.url}/files/`, {
-        method: 'POST',
-        headers: {
-          'Tus-Resumable': '1.0.0',
-          Authorization: `Bearer ${await small.token('carol')}`,
-          'Upload-Concat': `final;${first.headers.location} ${second.headers.location}`,
-          'Upload-Metadata': metadata({ filetype: 'image/png' }),
-        },
-      });
+      const joined = await finalAt(small.url, await small.token('carol'), [first.headers.location!, second.headers.location!]);
       expect(joined.status, joined.text).to.equal(201);
       expect(await small.tusgate.quota.activeCount('carol')).to.equal(0);
       // Two partials and the final took three of the hour's four creations (a refused one takes none).
       expect((await carol.create(4, {}, { 'Upload-Concat': 'partial' })).status).to.equal(201);
       const fifth = await carol.create(4, {}, { 'Upload-Concat': 'partial' });
       expect(fifth.status).to.equal(429);
+    });
+  });
+
+  describe('expiry of parts', () => {
+    let short: TestServer;
+    before(async () => {
+      short = await startServer({ UPLOAD_EXPIRY_SECONDS: 1, SWEEP_INTERVAL_SECONDS: 3600 });
+    });
+    after(() => short.close());
+
+    it('refuses a final upload of a part past its expiry (410), before the sweep has removed it', async () => {
+      const dave = tus(short.url, await short.token('dave'));
+      const location = (await dave.create(PNG.length, {}, { 'Upload-Concat': 'partial' })).headers.location!;
+      expect((await dave.patch(location, 0, PNG)).status).to.equal(204);
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      const joined = await finalAt(short.url, await short.token('dave'), [location]);
+      expect(joined.status, joined.text).to.equal(410);
     });
   });
 

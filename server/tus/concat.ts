@@ -92,6 +92,8 @@ export class Concatenation {
       if (!part || part.owner !== user) return answer(res, 404, `Not Found: partial upload ${url} does not exist`);
       if (!isPartial(part)) return answer(res, 400, `Bad Request: ${url} is not a partial upload (Upload-Concat: partial)`);
       if (part.state !== 'complete') return answer(res, 400, `Bad Request: partial upload ${url} is not complete`);
+      // A part past its expiry is gone, whether or not the sweep has come for it yet.
+      if (store.isExpired(part)) return answer(res, 410, `Gone: partial upload ${url} has expired`);
       parts.push(part);
     }
     const size = parts.reduce((sum, part) => sum + (part.size ?? 0), 0);

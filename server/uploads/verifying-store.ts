@@ -335,7 +335,8 @@ export class VerifyingStore extends DataStore {
     return removed;
   }
 
-  private isExpired(record: UploadRecord, now: number): boolean {
+  /** Whether the record is past its expiry (incomplete uploads and concatenation parts only). */
+  isExpired(record: UploadRecord, now = Date.now()): boolean {
     // A complete part of a concatenation is kept only for the expiry time: it is never served,
     // and a final upload copies its bytes (a client may build several finals from one part).
     if (!mayExpire(record) || this.writing.has(record.id)) return false;
