@@ -156,7 +156,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   const anyone = optionalBearer(options.verify);
   const authenticated = requireBearer(options.verify);
 
-  app.use(fileRoutes({ store, tombstones, access: filesAccess, expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000, anyone }));
+  app.use(fileRoutes({ store, tombstones, access: filesAccess, anyone }));
   app.use(tusDoor({ tus, store, metrics, concatenation, ietf, authenticated, maxFileSize: config.MAX_FILE_SIZE, corsOrigins: config.CORS_ORIGINS }));
 
   const legacy = await createLegacyApi({

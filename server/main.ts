@@ -10,6 +10,11 @@ function fail(message: string): never {
   process.exit(1);
 }
 
+/** A data directory that cannot be made or written is a setting to fix, not a crash to debug. */
+function failDataDir(config: Config, error: unknown): never {
+  fail(`DATA_DIR=${JSON.stringify(config.DATA_DIR)} cannot be used: ${(error as Error).message}`);
+}
+
 async function start(): Promise<void> {
   let config: Config;
   try {
@@ -29,7 +34,7 @@ async function start(): Promise<void> {
     try {
       secret = await devSecret(path.resolve(config.DATA_DIR));
     } catch (error) {
-      fail(`DATA_DIR=${JSON.stringify(config.DATA_DIR)} cannot be used: ${(error as Error).message}`);
+      failDataDir(config, error);
     }
     config = { ...config, JWT_SECRET: secret };
     devToken = await signDevToken(secret);
@@ -46,12 +51,9 @@ async function start(): Promise<void> {
     tusgate = await createApp(config, { verify, devToken });
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
-    // A data directory that cannot be made or written is a setting to fix, not a crash to debug.
     const { code, path: where } = error as NodeJS.ErrnoException;
     const dataDir = path.resolve(config.DATA_DIR);
-    if (code && where && (path.resolve(where) + path.sep).startsWith(dataDir + path.sep)) {
-      fail(`DATA_DIR=${JSON.stringify(config.DATA_DIR)} cannot be used: ${(error as Error).message}`);
-    }
+    if (code && where && (path.resolve(where) + path.sep).startsWith(dataDir + path.sep)) failDataDir(config, error);
     throw error;
   }
   const { logger } = tusgate;

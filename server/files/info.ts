@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { isPartial, mayExpire, type UploadRecord } from '../uploads/records.js';
+import { isPartial, type UploadRecord } from '../uploads/records.js';
 import type { Tombstones } from '../uploads/tombstones.js';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
 import type { FileAccess } from './serve.js';
@@ -15,7 +15,7 @@ function mayReadInfo(record: UploadRecord, access: FileAccess, user: string | un
 }
 
 /** `GET /files/<id>/info`: the upload's state, sizes, types, digest and media facts as JSON. */
-export function uploadInfoHandler(store: VerifyingStore, tombstones: Tombstones, access: FileAccess, expiryMs: number) {
+export function uploadInfoHandler(store: VerifyingStore, tombstones: Tombstones, access: FileAccess) {
   return async (req: Request, res: Response) => {
     const id = req.params.id as string;
     req.uploadId = id;
@@ -26,7 +26,7 @@ export function uploadInfoHandler(store: VerifyingStore, tombstones: Tombstones,
       if (tombstone && tombstone.record.owner === req.identity?.user) {
         const { record: ended } = tombstone;
         res.set('Cache-Control', 'no-store').json({
-          ...describe(ended, expiryMs),
+          ...describe(ended, undefined),
           state: tombstone.state,
           reason: tombstone.reason ?? null,
           offset: null,
@@ -42,18 +42,15 @@ export function uploadInfoHandler(store: VerifyingStore, tombstones: Tombstones,
       return;
     }
     const offset = record.state === 'complete' ? record.size : await store.bytes.storedBytes(id).catch(() => 0);
-    res.set('Cache-Control', 'no-store').json({ ...describe(record, expiryMs, store.isWriting(id)), offset });
+    res.set('Cache-Control', 'no-store').json({ ...describe(record, store.expiresAt(record)), offset });
   };
 }
 
 /** The facts every state shares, as JSON. */
-function describe(record: UploadRecord, expiryMs: number, writingNow = false) {
+function describe(record: UploadRecord, expires: number | undefined) {
   const complete = record.state === 'complete';
-  // Incomplete uploads and the parts of a concatenation are swept one expiry after their last write
-  // (an upload being written is written now); one past it already answers 410 to tus and is
-  // reported expired before the sweep comes.
-  const lastWrite = writingNow ? Date.now() : Date.parse(record.lastWriteAt);
-  const expires = mayExpire(record) ? lastWrite + expiryMs : undefined;
+  // An incomplete upload past its expiry already answers 410 to tus, and is reported expired
+  // before the sweep comes.
   const expired = !complete && expires !== undefined && expires <= Date.now();
   return {
     id: record.id,

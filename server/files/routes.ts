@@ -9,15 +9,14 @@ export interface FileRoutesOptions {
   store: VerifyingStore;
   tombstones: Tombstones;
   access: FileAccess;
-  expiryMs: number;
   /** Reads a token when one is sent, without requiring it. */
   anyone: RequestHandler;
 }
 
 /** `GET /files/<id>/info`, and downloads of completed uploads at `/files/<id>`. */
-export function fileRoutes({ store, tombstones, access, expiryMs, anyone }: FileRoutesOptions): Router {
+export function fileRoutes({ store, tombstones, access, anyone }: FileRoutesOptions): Router {
   const router = Router();
-  router.get('/files/:id/info', anyone, uploadInfoHandler(store, tombstones, access, expiryMs));
+  router.get('/files/:id/info', anyone, uploadInfoHandler(store, tombstones, access));
 
   // Downloads: GET, and HEAD without Tus-Resumable (or the IETF draft's header), of a completed upload.
   const isDownload = (req: Request) =>

@@ -108,16 +108,17 @@ function sendFile(req: Request, res: Response, file: string): void {
     // `send` reports an unsatisfiable Range (416, with `Content-Range: bytes */size`) and a failed
     // If-Match / If-Unmodified-Since (412) as errors too: they are answers to the client, not 500s.
     const status = error.status === 404 || error.status === 412 || error.status === 416 ? error.status : 500;
-    res.removeHeader('Content-Disposition');
-    if (status === 404 || status === 500) {
-      res.removeHeader('Repr-Digest');
-      res.removeHeader('ETag');
-      res.removeHeader('Last-Modified');
-    }
+    if (status === 404 || status === 500) withoutFileHeaders(res);
+    else res.removeHeader('Content-Disposition');
     if (error.headers && status !== 500) res.set(error.headers);
     res.status(status).type('text/plain').send(`${STATUS_CODES[status]}\n`);
   });
   stream.pipe(res);
+}
+
+/** An answer that is not the file says nothing about it: no name, digest or validators. */
+function withoutFileHeaders(res: Response): void {
+  for (const name of ['Content-Disposition', 'Repr-Digest', 'ETag', 'Last-Modified']) res.removeHeader(name);
 }
 
 function answerPlain(res: Response, status: number): void {
@@ -170,12 +171,14 @@ function streamObject(req: Request, res: Response, store: VerifyingStore, record
     return;
   }
   const body = store.bytes.readRange(record.id, start, end);
-  body.once('error', () => {
+  body.once('error', (error) => {
     if (res.headersSent) return void res.destroy();
     // The object store away before the first byte: an answer the client can act on, not a cut.
     body.unpipe(res);
-    for (const name of ['Content-Length', 'Content-Range', 'Content-Disposition', 'ETag', 'Repr-Digest', 'Last-Modified', 'Accept-Ranges']) res.removeHeader(name);
-    res.status(503).set('Retry-After', '1').type('text/plain').send('Service Unavailable: the object store cannot be reached now; try again later\n');
+    withoutFileHeaders(res);
+    for (const name of ['Content-Range', 'Accept-Ranges']) res.removeHeader(name);
+    const text = (error as { body?: string }).body ?? 'Service Unavailable: the object store cannot be reached now; try again later\n';
+    res.status(503).set('Retry-After', '1').type('text/plain').send(text);
   });
   body.pipe(res);
 }

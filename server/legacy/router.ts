@@ -24,10 +24,12 @@ const DEFAULT_CHUNK_SIZE = 1_048_576;
 const FLOAT_FIELDS = new Set(['progress_percent']);
 const sendWithFloats = (res: Response, body: object) => sendJson(res, pythonJson(body, FLOAT_FIELDS));
 
+const onlyGet = onlyMethod('GET');
+
 /** Marks a request as the legacy API's and names the 500 the original gave for its route. */
 const route = (failure: string) => (req: Request, res: Response, next: NextFunction) => {
   // FastAPI's JSON routes did not answer HEAD (file downloads do here, as every download does).
-  if (req.method === 'HEAD' && !req.path.startsWith('/api/v1/files/')) return onlyMethod('GET')(req, res);
+  if (req.method === 'HEAD' && !req.path.startsWith('/api/v1/files/')) return onlyGet(req, res);
   res.locals.legacyFailure = failure;
   next();
 };

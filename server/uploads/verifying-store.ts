@@ -81,11 +81,6 @@ export class VerifyingStore extends DataStore {
   }
 
   /** Resolves once no write of this process to the upload is in flight (also for GuardedLocker). */
-  /** Whether bytes are being written to the upload in this process now (its expiry waits for them). */
-  isWriting(id: string): boolean {
-    return this.writing.has(id);
-  }
-
   async writeSettled(id: string): Promise<void> {
     await this.writing.get(id)?.catch(() => undefined);
   }
@@ -335,12 +330,21 @@ export class VerifyingStore extends DataStore {
     return removed;
   }
 
+  /**
+   * When the upload expires: one expiry period after its last write, or after now while this process
+   * is writing it; undefined for an upload that never expires. A complete part of a concatenation
+   * is kept only for the expiry time: it is never served, and a final upload copies its bytes (a
+   * client may build several finals from one part).
+   */
+  expiresAt(record: UploadRecord): number | undefined {
+    if (!mayExpire(record)) return undefined;
+    return (this.writing.has(record.id) ? Date.now() : Date.parse(record.lastWriteAt)) + this.options.expiryMs;
+  }
+
   /** Whether the record is past its expiry (incomplete uploads and concatenation parts only). */
   isExpired(record: UploadRecord, now = Date.now()): boolean {
-    // A complete part of a concatenation is kept only for the expiry time: it is never served,
-    // and a final upload copies its bytes (a client may build several finals from one part).
-    if (!mayExpire(record) || this.writing.has(record.id)) return false;
-    return Date.parse(record.lastWriteAt) + this.options.expiryMs <= now;
+    if (this.writing.has(record.id)) return false;
+    return (this.expiresAt(record) ?? Infinity) <= now;
   }
 
   override async deleteExpired(): Promise<number> {
