@@ -57,7 +57,8 @@ export function wavOfDuration(seconds: number): Buffer {
   return Buffer.concat([header, Buffer.alloc(samples, 128)]);
 }
 
-function box(type: string, ...payload: Buffer[]): Buffer {
+/** An ISO base media box: a 32-bit size, the type, the payload. */
+export function box(type: string, ...payload: Buffer[]): Buffer {
   const body = Buffer.concat(payload);
   const head = Buffer.alloc(8);
   head.writeUInt32BE(8 + body.length);

@@ -1,10 +1,9 @@
 import { imageSize } from 'image-size';
-import { parseFromTokenizer } from 'music-metadata';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { fromBlob, fromBuffer } from 'strtok3';
 import { baseType } from './content-type.js';
-import { mp4MovieDuration } from './mp4-duration.js';
+import { BrokenIsoFile, isoMediaFacts } from './iso-media.js';
 
 export interface MediaLimits {
   maxDurationSeconds?: number;
@@ -60,45 +59,59 @@ async function probeImage(source: MediaSource, limits: MediaLimits): Promise<Med
   return { ok: true, facts: { width, height } };
 }
 
+/** ISO base media files (MP4, MOV, M4A, 3GP): their boxes are read here, see iso-media.ts. */
+const ISO_TYPES = new Set(['video/mp4', 'audio/mp4', 'audio/x-m4a', 'video/x-m4v', 'video/quicktime', 'video/3gpp']);
+
 /**
- * music-metadata picks its parser by file extension; data files are named by upload id, so the
- * verified type names the parser instead. Types with no parser here (AVI) get no facts.
+ * Other audio and video go to music-metadata, which picks its parser by file extension; data files
+ * are named by upload id, so the verified type names the parser instead. Types with no parser here
+ * (AVI) get no facts.
  */
 const PARSER_BY_TYPE: Record<string, string> = {
-  'video/mp4': '.mp4', 'audio/mp4': '.mp4', 'audio/x-m4a': '.m4a', 'video/x-m4v': '.mp4', 'video/quicktime': '.mov', 'video/3gpp': '.mp4',
   'video/webm': '.mkv', 'audio/webm': '.mkv', 'video/matroska': '.mkv',
   'audio/ogg': '.ogg', 'video/ogg': '.ogg', 'application/ogg': '.ogg', 'audio/opus': '.ogg',
   'audio/wav': '.wav', 'audio/mpeg': '.mp3', 'audio/aac': '.aac', 'audio/flac': '.flac', 'audio/aiff': '.aiff',
 };
 
-async function probeTimed(type: string, source: MediaSource, limits: MediaLimits): Promise<MediaVerdict> {
-  const limited = limits.maxDurationSeconds !== undefined || limits.minDurationSeconds !== undefined;
-  const extension = PARSER_BY_TYPE[type];
-  if (!extension) {
-    return limited ? refuse(422, `Unprocessable Content: the duration of ${type} files cannot be read, and duration limits apply`) : { ok: true, facts: {} };
-  }
-  let format;
+/** The facts of other audio and video, from music-metadata; undefined when it cannot parse the file. */
+async function parsedFacts(extension: string, source: MediaSource): Promise<MediaFacts | undefined> {
+  // Loaded when first needed: ISO files, the common case, never need it.
+  const { parseFromTokenizer } = await import('music-metadata');
   const whole = source.head.length >= source.size;
   const tokenizer = whole ? fromBuffer(source.head) : fromBlob(rangeBlob(source));
+  let format;
   try {
     tokenizer.fileInfo.path = `upload${extension}`;
-    // The tokenizer reads by random access: headers, and a moov atom wherever it is, never the whole file.
+    // The tokenizer reads by random access: headers and index, never the whole file.
     ({ format } = await parseFromTokenizer(tokenizer, { duration: true, skipCovers: true }));
   } catch {
-    return refuse(415, 'Unsupported Media Type: the file cannot be parsed as audio or video');
+    return undefined;
   } finally {
     await tokenizer.close();
   }
   const facts: MediaFacts = {};
-  let duration = format.duration;
-  if (duration === undefined && (extension === '.mp4' || extension === '.mov' || extension === '.m4a')) {
-    duration = await mp4MovieDuration(source.size, whole ? (start, end) => source.head.subarray(start, end) : source.readRange);
-  }
-  if (duration !== undefined && Number.isFinite(duration)) facts.duration = Math.round(duration * 1000) / 1000;
+  if (format.duration !== undefined && Number.isFinite(format.duration)) facts.duration = format.duration;
   if (format.codec) facts.codec = format.codec;
   if (format.container) facts.container = format.container;
   if (format.sampleRate) facts.sampleRate = format.sampleRate;
   if (format.numberOfChannels) facts.channels = format.numberOfChannels;
+  return facts;
+}
+
+const refuseBroken = (error: unknown): undefined => {
+  if (error instanceof BrokenIsoFile) return undefined;
+  throw error;
+};
+
+async function probeTimed(type: string, source: MediaSource, limits: MediaLimits): Promise<MediaVerdict> {
+  const limited = limits.maxDurationSeconds !== undefined || limits.minDurationSeconds !== undefined;
+  const extension = PARSER_BY_TYPE[type];
+  let facts: MediaFacts | undefined;
+  if (ISO_TYPES.has(type)) facts = await isoMediaFacts(source.size, source.head, source.readRange).then((iso) => ({ ...iso }), refuseBroken);
+  else if (extension) facts = await parsedFacts(extension, source);
+  else return limited ? refuse(422, `Unprocessable Content: the duration of ${type} files cannot be read, and duration limits apply`) : { ok: true, facts: {} };
+  if (!facts) return refuse(415, 'Unsupported Media Type: the file cannot be parsed as audio or video');
+  if (typeof facts.duration === 'number') facts.duration = Math.round(facts.duration * 1000) / 1000;
   const { maxDurationSeconds: max, minDurationSeconds: min } = limits;
   if (limited) {
     const duration = facts.duration as number | undefined;
