@@ -238,10 +238,17 @@ describe('tus 1.0.0 › Protocol Extensions › Concatenation', () => {
     it('refuses a final upload of a part past its expiry (410), before the sweep has removed it', async () => {
       const dave = tus(short.url, await short.token('dave'));
       const location = (await dave.create(PNG.length, {}, { 'Upload-Concat': 'partial' })).headers.location!;
-      expect((await dave.patch(location, 0, PNG)).status).to.equal(204);
+      const finished = await dave.patch(location, 0, PNG);
+      expect(finished.status).to.equal(204);
+      // A finished part lives on only until its expiry, and says until when.
+      expect(Date.parse(String(finished.headers['upload-expires']))).to.be.greaterThan(Date.now());
+      expect((await dave.head(location)).status).to.equal(200);
       await new Promise((resolve) => setTimeout(resolve, 1200));
       const joined = await finalAt(short.url, await short.token('dave'), [location]);
       expect(joined.status, joined.text).to.equal(410);
+      // The HEAD that a resuming client (tus-js-client's parallelUploads) makes first says so too:
+      // it then uploads the part again instead of failing at the final.
+      expect((await dave.head(location)).status).to.equal(410);
     });
   });
 

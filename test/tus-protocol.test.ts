@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
-import { request, tus, metadata } from './helpers/http.js';
+import { openPatch, request, tus, metadata } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { JPEG, MP4, PNG, TEXT } from './samples.js';
 
@@ -114,6 +114,32 @@ describe('tus endpoint /files/', () => {
       expect((await request(location)).body.equals(JPEG)).to.equal(true);
     });
 
+    it('resumes a deferred-length upload whose declaring PATCH broke off, the length sent again', async () => {
+      const created = await client.create('defer', { filetype: 'text/plain' });
+      const location = created.headers.location!;
+      // The PATCH that declares the length is cut off after 60 bytes.
+      const cut = openPatch(location, await server.token('alice'), 0, TEXT.length, { 'Upload-Length': String(TEXT.length) });
+      cut.on('error', () => undefined);
+      cut.write(TEXT.subarray(0, 60));
+      let head = await client.head(location);
+      for (let tries = 0; head.headers['upload-offset'] !== '60' && tries < 50; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        head = await client.head(location);
+      }
+      cut.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      head = await client.head(location);
+      expect(head.headers['upload-length']).to.equal(String(TEXT.length));
+      const offset = Number(head.headers['upload-offset']);
+      // tus-js-client sends the length with every PATCH of a deferred upload: the same value is no change.
+      const other = await client.patch(location, offset, TEXT.subarray(offset), { 'Upload-Length': TEXT.length + 1 });
+      expect(other.status).to.equal(400);
+      expect(other.text).to.match(/Upload-Length is already 210/);
+      const resumed = await client.patch(location, offset, TEXT.subarray(offset), { 'Upload-Length': TEXT.length });
+      expect(resumed.status, resumed.text).to.equal(204);
+      expect((await request(location)).body.equals(TEXT)).to.equal(true);
+    });
+
     it('refuses a deferred-length PATCH whose Content-Length passes MAX_FILE_SIZE, keeping the upload', async () => {
       const created = await client.create('defer', { filetype: 'text/plain' });
       const location = created.headers.location!;
@@ -162,6 +188,40 @@ describe('tus endpoint /files/', () => {
       });
       expect(res.status).to.equal(204);
       expect(res.headers['upload-offset']).to.equal(String(TEXT.length));
+    });
+
+    it('answers a POST taken as a HEAD with a body-less answer the client can read to its end', async () => {
+      const token = await server.token('alice');
+      const asHead = (url: string) => request(url, { method: 'POST', headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, 'X-HTTP-Method-Override': 'HEAD' } });
+      // Answers with an error status used to keep a Content-Length for a body never sent: the client hung.
+      const unknown = await asHead(`${server.url}/files/0123456789abcdef0123456789abcdef`);
+      expect(unknown.status).to.equal(404);
+      expect(unknown.headers['content-length']).to.equal(undefined);
+      const created = await client.create(TEXT.length);
+      const head = await asHead(created.headers.location!);
+      expect(head.status).to.equal(200);
+      expect(head.headers['upload-offset']).to.equal('0');
+    });
+
+    it('announces Upload-Expires on the HEAD of an incomplete upload, which a resuming client reads', async () => {
+      const created = await client.create(TEXT.length);
+      const location = created.headers.location!;
+      await client.patch(location, 0, TEXT.subarray(0, 10));
+      const head = await client.head(location);
+      expect(head.status).to.equal(200);
+      const expires = Date.parse(String(head.headers['upload-expires']));
+      expect(expires).to.be.greaterThan(Date.now());
+      await client.patch(location, 10, TEXT.subarray(10));
+      expect((await client.head(location)).headers['upload-expires']).to.equal(undefined);
+    });
+
+    it('takes an upload URL with a query string as the upload it names', async () => {
+      const created = await client.create(TEXT.length);
+      const location = `${created.headers.location!}?client=1`;
+      expect((await client.patch(location, 0, TEXT)).status).to.equal(204);
+      const head = await client.head(location);
+      expect(head.status).to.equal(200);
+      expect(head.headers['upload-offset']).to.equal(String(TEXT.length));
     });
   });
 

@@ -11,6 +11,7 @@ import type { VerifyingStore } from '../uploads/verifying-store.js';
 import type { Concatenation } from './concat.js';
 import { uploadLimit } from './ietf-fields.js';
 import { methodOverride, tusPrecheck, tusResumableHeader } from './precheck.js';
+import { replaceRequestHeader } from './request-headers.js';
 import { Problem } from './problem.js';
 
 /**
@@ -106,6 +107,19 @@ export function tusDoor(options: TusDoorOptions): Router {
         return;
       }
       if (record.state === 'complete' && record.sha256) context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256);
+      // tus: a client checks Upload-Expires before it resumes, and resuming starts with a HEAD.
+      const expires = req.method === 'HEAD' ? store.expiresAt(record) : undefined;
+      if (expires !== undefined) context.responseHeaders['Upload-Expires'] = new Date(expires).toUTCString();
+      const length = req.method === 'PATCH' ? req.get('upload-length') : undefined;
+      if (length !== undefined && record.size !== undefined) {
+        // A deferred length is declared once; tus-js-client sends it again with every PATCH that
+        // resumes after the one that declared it broke off. The same value again changes nothing.
+        if (Number(length) !== record.size) {
+          res.status(400).set('Tus-Resumable', '1.0.0').type('text/plain').send(`Bad Request: Upload-Length is already ${record.size} for this upload\n`);
+          return;
+        }
+        replaceRequestHeader(req, 'Upload-Length', undefined);
+      }
     }
     mergeContextHeaders(req, res, context, corsOrigins);
     if (req.method === 'OPTIONS') {
@@ -130,6 +144,9 @@ export function tusDoor(options: TusDoorOptions): Router {
       if (res.statusCode >= 300) abandonCreation(res.statusCode === 413 ? 'size' : 'aborted');
     });
     attachContext(req, context);
+    // @tus/server takes the upload id from the end of the whole URL, query included.
+    const query = req.url.indexOf('?');
+    if (query >= 0) req.url = req.url.slice(0, query);
     // Concatenation is answered in front of @tus/server, which refuses it.
     if (!(await concatenation.handle(req, res, context))) await tus.handle(req, res);
   });

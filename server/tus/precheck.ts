@@ -97,9 +97,29 @@ export function tusResumableHeader(req: Request, res: Response, next: NextFuncti
 
 const OVERRIDABLE = new Set(['PATCH', 'DELETE', 'HEAD', 'GET', 'OPTIONS']);
 
+/**
+ * An answer to a POST taken as a HEAD may have no body, but the client reads it as a POST's answer:
+ * a Content-Length would have it wait for bytes that never come. Without one, Node frames the answer
+ * by chunks, an empty body included.
+ */
+function framedWithoutLength(res: Response): void {
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+  (res as unknown as { writeHead: (...args: unknown[]) => Response }).writeHead = (...args: unknown[]) => {
+    res.removeHeader('Content-Length');
+    const raw = args.find((arg): arg is string[] => Array.isArray(arg));
+    if (raw) {
+      for (let i = raw.length - 2; i >= 0; i -= 2) if (String(raw[i]).toLowerCase() === 'content-length') raw.splice(i, 2);
+    }
+    return writeHead(...args);
+  };
+}
+
 /** Honours `X-HTTP-Method-Override` on POST, for clients and proxies that only send GET and POST. */
-export function methodOverride(req: Request, _res: Response, next: NextFunction) {
+export function methodOverride(req: Request, res: Response, next: NextFunction) {
   const override = req.get('x-http-method-override')?.trim().toUpperCase();
-  if (req.method === 'POST' && override && OVERRIDABLE.has(override)) req.method = override;
+  if (req.method === 'POST' && override && OVERRIDABLE.has(override)) {
+    req.method = override;
+    if (override === 'HEAD') framedWithoutLength(res);
+  }
   next();
 }

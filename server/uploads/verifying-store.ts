@@ -149,7 +149,8 @@ export class VerifyingStore extends DataStore {
     }
     const upload = await this.bytes.getUpload(id);
     if (record.state !== 'uploading') {
-      upload.creation_date = undefined;
+      // A finished part of a concatenation still expires (410 once it has, as a final naming it gets).
+      upload.creation_date = isPartial(record) ? record.lastWriteAt : undefined;
       return upload;
     }
     // @tus/server's handlers count expiry (410, Upload-Expires) from `creation_date`; handing them
@@ -480,8 +481,10 @@ export class VerifyingStore extends DataStore {
     const context = this.contexts.of(record.id);
     if (context) {
       context.responseHeaders['Repr-Digest'] = reprDigest(record.sha256!);
-      // A creation that carried the whole file announced an expiry before its bytes arrived.
+      // A creation that carried the whole file announced an expiry before its bytes arrived; a
+      // finished part of a concatenation lives on only until its expiry.
       delete context.responseHeaders['Upload-Expires'];
+      if (isPartial(record)) this.announceExpiry(record);
     }
     this.options.events.emit('completed', record);
   }
