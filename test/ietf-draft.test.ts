@@ -160,7 +160,7 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
       }
       expect(offset).to.equal(60_000);
       const rest = await v6.append(location, offset, file.subarray(offset), true);
-      expect(rest.status, rest.text).to.equal(201);
+      expect(rest.status, rest.text).to.equal(204);
       expect((await request(location)).body.equals(file)).to.equal(true);
     });
   });
@@ -209,21 +209,21 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
       expect(head.headers['upload-offset']).to.equal('40000');
       stalled.destroy();
       const rest = await v6.append(location, 40_000, file.subarray(40_000), true);
-      expect(rest.status, rest.text).to.equal(201);
+      expect(rest.status, rest.text).to.equal(204);
       expect((await request(location)).body.equals(file)).to.equal(true);
     });
   });
 
   describe('§6 Upload Append', () => {
-    it('appends with application/partial-upload (201 and the new Upload-Offset) and completes with Upload-Complete: ?1', async () => {
+    it('appends with application/partial-upload (204 and the new Upload-Offset) and completes with Upload-Complete: ?1', async () => {
       const created = await v6.create(Buffer.alloc(0), false, { ...png, 'Upload-Length': file.length });
       const location = created.headers.location!;
       const first = await v6.append(location, 0, file.subarray(0, 100), false);
-      expect(first.status, first.text).to.equal(201);
+      expect(first.status, first.text).to.equal(204);
       expect(first.headers['upload-offset']).to.equal('100');
       expect(first.headers['upload-complete']).to.equal('?0');
       const last = await v6.append(location, 100, file.subarray(100), true);
-      expect(last.status, last.text).to.equal(201);
+      expect(last.status, last.text).to.equal(204);
       expect(last.headers['upload-complete']).to.equal('?1');
       expect(last.headers['repr-digest']).to.equal(`sha-256=:${sha256(file).toString('base64')}:`);
       expect((await request(location)).body.equals(file)).to.equal(true);
@@ -257,7 +257,7 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
       expect(more.status).to.equal(400);
       expect(problemOf(more).type).to.equal(`${PROBLEM}completed-upload`);
       const again = await v6.append(created.headers.location!, file.length, Buffer.alloc(0), true);
-      expect(again.status).to.equal(201);
+      expect(again.status).to.equal(204);
       expect(again.headers['upload-complete']).to.equal('?1');
       expect((await request(created.headers.location!)).body.equals(file)).to.equal(true);
     });
@@ -278,7 +278,7 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
         const rest = file.subarray(500);
         const body = streamed ? Readable.from([rest.subarray(0, 30_000), rest.subarray(30_000)]) : rest;
         const last = await v6.append(location, 500, body, true);
-        expect(last.status, last.text).to.equal(201);
+        expect(last.status, last.text).to.equal(204);
         expect(last.headers['upload-complete']).to.equal('?1');
         const head = await v6.head(location);
         expect(head.headers['upload-length']).to.equal(String(file.length));
@@ -294,7 +294,7 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
       expect(wrong.statusMessage).to.equal('Checksum Mismatch');
       expect((await v6.head(created.headers.location!)).headers['upload-offset']).to.equal('0');
       const right = await v6.append(created.headers.location!, 0, chunk, false, { 'Content-Digest': `sha-256=:${sha256(chunk).toString('base64')}:` });
-      expect(right.status).to.equal(201);
+      expect(right.status).to.equal(204);
       expect(right.headers['upload-offset']).to.equal('1000');
     });
   });
@@ -308,7 +308,7 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
       expect(res.headers['upload-offset']).to.equal('0');
       expect((await v6.head(res.headers.location!)).headers['upload-offset']).to.equal('0');
       const retry = await v6.append(res.headers.location!, 0, file, true, { 'Content-Digest': `sha-256=:${sha256(file).toString('base64')}:` });
-      expect(retry.status, retry.text).to.equal(201);
+      expect(retry.status, retry.text).to.equal(204);
       expect((await request(res.headers.location!)).body.equals(file)).to.equal(true);
     });
 
@@ -352,7 +352,7 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
       expect(created.headers['upload-limit']).to.match(/max-age=\d+/);
       expect((await v7.append(created.headers.location!, 100, file.subarray(100), undefined)).status).to.equal(400);
       const done = await v7.append(created.headers.location!, 100, file.subarray(100), true);
-      expect(done.status, done.text).to.equal(201);
+      expect(done.status, done.text).to.equal(204);
       expect((await request(created.headers.location!)).body.equals(file)).to.equal(true);
     });
 
@@ -362,7 +362,7 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
         const created = await old.create(file.subarray(0, 100), false, png);
         expect(created.headers['upload-limit']).to.equal(undefined);
         const done = await old.append(created.headers.location!, 100, file.subarray(100), true);
-        expect(done.status, done.text).to.equal(201);
+        expect(done.status, done.text).to.equal(204);
         expect(done.headers['upload-complete']).to.equal('?1');
         expect((await request(created.headers.location!)).body.equals(file)).to.equal(true);
       });
@@ -419,7 +419,7 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
       expect((await tusClientRaw.head(location)).headers['upload-offset']).to.equal('100');
       expect((await tusClientRaw.patch(location, 100, file.subarray(100, 5000))).status).to.equal(204);
       const done = await v6.append(location, 5000, file.subarray(5000), true);
-      expect(done.status, done.text).to.equal(201);
+      expect(done.status, done.text).to.equal(204);
       expect((await request(location)).body.equals(file)).to.equal(true);
     });
 

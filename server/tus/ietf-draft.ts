@@ -231,8 +231,9 @@ export function ietfDraft(options: IetfDraftOptions) {
       () => body.current?.stop(),
     );
     const record = await store.records.get(id);
+    // An append creates nothing: 204, as tusd answers it (the draft asks for a 2xx).
     res
-      .status(201)
+      .status(204)
       .set({
         ...digestOf(context),
         'Upload-Offset': String(offsetAfter),
