@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { expect } from 'chai';
+import { Redis } from 'ioredis';
 import * as tusClient from 'tus-js-client';
 import { startCluster, type Cluster } from './helpers/cluster.js';
 import { spawnServer } from './helpers/process.js';
@@ -187,6 +188,10 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
 
   it('answers 503 while Redis is away, changes nothing, and works again when it is back', async () => {
     const { file, client, path } = await startUpload();
+    // A legacy session of another user (alice's active uploads are at their limit here).
+    const legacy = legacyClient(cluster.urls[0]!, await signToken('lena'));
+    const chunked = png(400);
+    const session = (await legacy.initiate({ filename: 'b.png', file_size: chunked.length, chunk_size: 200, mime_type: 'image/png' })).json.session_id as string;
     const { port, dir } = cluster.redis;
     await cluster.redis.stop({ keepData: true });
     const during = await Promise.all([
@@ -195,10 +200,11 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
       tus(cluster.urls[2]!, token).patch(`${cluster.urls[2]}${path}`, 100 * 1024, file.subarray(100 * 1024)),
       request(`${cluster.urls[1]}/ready`),
       legacyClient(cluster.urls[2]!, token).initiate({ filename: 'a.png', file_size: 10, mime_type: 'image/png' }),
+      legacy.chunk(session, 0, chunked.subarray(0, 200)),
     ]);
     // A HEAD is 423, the one answer tus-js-client retries when it resumes (see the next test).
-    expect(during.map((answer) => answer.status)).to.deep.equal([503, 423, 503, 503, 503]);
-    for (const index of [0, 1, 2, 4]) expect(during[index]!.headers['retry-after'], `answer ${index}`).to.equal('1');
+    expect(during.map((answer) => answer.status)).to.deep.equal([503, 423, 503, 503, 503, 503]);
+    for (const index of [0, 1, 2, 4, 5]) expect(during[index]!.headers['retry-after'], `answer ${index}`).to.equal('1');
     expect(JSON.parse(during[3]!.text).checks.redis).to.match(/unreachable/);
 
     cluster.redis = await startRedis({ port, dir, appendOnly: true });
@@ -219,6 +225,32 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
     const served = await request(`${cluster.urls[0]}${path}`, { headers: { Authorization: `Bearer ${token}` } });
     expect(served.body.equals(file)).to.equal(true);
     expect((await client.create(10, AS_PNG)).status).to.equal(201);
+    for (const [n, chunk] of [chunked.subarray(0, 200), chunked.subarray(200)].entries()) {
+      expect((await legacy.chunk(session, n, chunk)).status).to.equal(200);
+    }
+    expect((await legacy.complete(session)).status).to.equal(200);
+  });
+
+  it('answers a legacy chunk 503 when its session cannot be locked in Redis, and takes the chunk once it can', async () => {
+    const legacy = legacyClient(cluster.urls[1]!, await signToken('lena'));
+    const data = png(400);
+    const session = (await legacy.initiate({ filename: 'c.png', file_size: data.length, chunk_size: 200, mime_type: 'image/png' })).json.session_id as string;
+    // Locks are Lua scripts: with EVAL refused, reads and writes of documents still work, locks fail
+    // (as when a connection drops under a lock request).
+    const admin = new Redis(cluster.redis.url);
+    await admin.call('ACL', 'SETUSER', 'default', '-eval');
+    try {
+      const refused = await legacy.chunk(session, 0, data.subarray(0, 200));
+      expect(refused.status, refused.text).to.equal(503);
+      expect(refused.headers['retry-after']).to.equal('1');
+    } finally {
+      await admin.call('ACL', 'SETUSER', 'default', '+eval');
+      admin.disconnect();
+    }
+    for (const [n, chunk] of [data.subarray(0, 200), data.subarray(200)].entries()) {
+      expect((await legacy.chunk(session, n, chunk)).status).to.equal(200);
+    }
+    expect((await legacy.complete(session)).status).to.equal(200);
   });
 
   it('lets tus-js-client resume an upload through a Redis outage instead of starting it over', async () => {

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { SessionStore, type LegacySession } from '../legacy/sessions.js';
 import { limitsOf, type UploadState } from '../state.js';
 import { RedisLocker } from '../storage/redis-locker.js';
+import { GuardedLocker } from '../tus/guarded-locker.js';
 import { UploadRecords, type UploadRecord } from '../uploads/records.js';
 import { Tombstones, type Tombstone } from '../uploads/tombstones.js';
 import { connectRedis } from './connection.js';
@@ -24,7 +25,8 @@ export async function redisState(config: Config, url: string, logger: Logger): P
   const records = new UploadRecords(docs<UploadRecord>('record'), 0);
   // A tombstone is kept one expiry period; Redis drops it by itself then.
   const tombstones = new Tombstones(docs<Tombstone>('tombstone', expiryMs));
-  const sessions = new SessionStore(docs<LegacySession>('session'), locker);
+  // Session locks fail as upload locks do: Redis away is 503, a lock wait that times out 423.
+  const sessions = new SessionStore(docs<LegacySession>('session'), new GuardedLocker(locker, async () => undefined));
   // An incomplete upload counts against its owner until released, or for at most two expiry periods
   // and an hour after the owner's last creation if its release was lost.
   const quota = new RedisQuota(redis, limitsOf(config), 2 * expiryMs + 3600_000, REDIS_PREFIX);
