@@ -366,6 +366,17 @@ describe('legacy /api/v1 facade', () => {
       });
       expect(raw.status).to.equal(422);
       expect(JSON.parse(raw.text).detail).to.deep.equal([expected]);
+      // A chunk_hash sent as a file is no string (the chunk would go unchecked): FastAPI's 422.
+      const hashAsFile = await alice.chunkRaw(id, 0, [
+        { name: 'file', value: textOf(10), filename: 'c' },
+        { name: 'chunk_hash', value: sha256('x'), filename: 'h' },
+      ]);
+      expect(hashAsFile.status).to.equal(422);
+      expect(hashAsFile.json.detail).to.deep.equal([{ loc: ['body', 'chunk_hash'], msg: 'str type expected', type: 'type_error.str' }]);
+      expect((await alice.status(id)).json.uploaded_chunks).to.deep.equal([]);
+      const spaced = await alice.chunk(id, 0, textOf(10), { hash: ` ${sha256(textOf(10))} ` });
+      expect(spaced.status).to.equal(400);
+      expect(spaced.json).to.deep.equal({ detail: 'Chunk hash mismatch for chunk 0' });
       // The form is read before the session: an unknown session with no file is a 422 too.
       const unknown = await alice.chunkRaw('00000000-0000-4000-8000-000000000000', 0, [{ name: 'chunk_hash', value: '' }]);
       expect(unknown.status).to.equal(422);
@@ -601,6 +612,12 @@ describe('legacy /api/v1 facade', () => {
       expect(status.json.uploaded_chunks).to.deep.equal([0, 1, 2]);
       expect((await alice.get(`/api/v1/files/${id}_notes.txt`)).status).to.equal(404);
       expect((await request(`${server.url}/files/${id}`)).status).to.equal(404);
+      // Compared exactly, but for case: spaces around it, or base64, are another hash (as in the original).
+      for (const file_hash of [` ${sha256(data)}`, Buffer.from(sha256(data), 'hex').toString('base64')]) {
+        const other = await alice.complete(id, { session_id: id, file_hash });
+        expect(other.status, file_hash).to.equal(400);
+        expect(other.json).to.deep.equal({ detail: 'Final file hash mismatch' });
+      }
       const right = await alice.complete(id, { session_id: id, file_hash: sha256(data).toUpperCase() });
       expect(right.status, right.text).to.equal(200);
       expect((await alice.get(right.json.file_url)).body.equals(data)).to.equal(true);

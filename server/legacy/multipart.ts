@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
 import { EmptyFilenamePatch, multipartBoundary } from './empty-filename.js';
-import { LegacyError, validationError } from './errors.js';
+import { LegacyError, validationError, type ValidationItem } from './errors.js';
 
 /** Where the `file` part goes: to a staging file, checked against its size, or nowhere. */
 export type ChunkSink = { kind: 'stage'; file: string; expectedSize: number } | { kind: 'discard' };
@@ -91,7 +91,8 @@ function isMultipart(req: IncomingMessage): boolean {
   return /^multipart\/form-data\b/i.test(req.headers['content-type'] ?? '');
 }
 
-const missingFile = () => validationError([{ loc: ['body', 'file'], msg: 'field required', type: 'value_error.missing' }]);
+const FILE_REQUIRED: ValidationItem = { loc: ['body', 'file'], msg: 'field required', type: 'value_error.missing' };
+const missingFile = () => validationError([FILE_REQUIRED]);
 
 /**
  * Reads a chunk request's form: the `file` part into `sink`, the optional `chunk_hash` field,
@@ -115,6 +116,7 @@ export function readChunkForm(req: IncomingMessage, sink: ChunkSink, maxChunkSiz
   return new Promise<ChunkBody>((resolve, reject) => {
     let chunkHash: string | undefined;
     let fileAsText = false;
+    let hashAsFile = false;
     let filePart: Promise<PartResult> | undefined;
     let settled = false;
     const settle = (action: () => void) => {
@@ -148,6 +150,8 @@ export function readChunkForm(req: IncomingMessage, sink: ChunkSink, maxChunkSiz
         stream.resume();
         return;
       }
+      // A hash sent as a file is no hash: the chunk would go unchecked. FastAPI refused it as no string.
+      if (name === 'chunk_hash') hashAsFile = true;
       if (name !== 'file' || filePart) {
         stream.resume();
         return;
@@ -158,14 +162,18 @@ export function readChunkForm(req: IncomingMessage, sink: ChunkSink, maxChunkSiz
     });
     parser.once('error', () => fail(new LegacyError(400, 'There was an error parsing the body')));
     parser.once('close', () => {
+      // Each field's error, in the order the endpoint declares them: file, then chunk_hash.
+      const errors: ValidationItem[] = [];
       if (!filePart) {
-        settle(() =>
-          reject(
-            fileAsText
-              ? validationError([{ loc: ['body', 'file'], msg: "Expected UploadFile, received: <class 'str'>", type: 'value_error' }])
-              : missingFile(),
-          ),
+        errors.push(
+          fileAsText
+            ? { loc: ['body', 'file'], msg: "Expected UploadFile, received: <class 'str'>", type: 'value_error' }
+            : FILE_REQUIRED,
         );
+      }
+      if (hashAsFile) errors.push({ loc: ['body', 'chunk_hash'], msg: 'str type expected', type: 'type_error.str' });
+      if (errors.length > 0 || !filePart) {
+        settle(() => reject(validationError(errors)));
         return;
       }
       filePart.then(

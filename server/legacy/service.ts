@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Upload, type Locker } from '@tus/utils';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { parseSha256, reprDigest } from '../uploads/digest.js';
+import { reprDigest } from '../uploads/digest.js';
 import type { UploadEvents } from '../uploads/events.js';
 import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
@@ -45,6 +45,7 @@ export interface LegacyDeps {
  */
 export const MAX_TOTAL_CHUNKS = 10_000;
 
+const HEX_SHA256 = /^[0-9a-fA-F]{64}$/;
 const isStoreGone = (error: unknown) => (error as { status_code?: number } | null)?.status_code === 404;
 
 /** The legacy session's operations, on the shared store; HTTP stays in router.ts. */
@@ -264,7 +265,8 @@ export class LegacyService {
 
       // In the original's order: the hash of what was sent, then its size.
       const expected = sink.expectedSize;
-      const given = body.chunkHash?.trim().toLowerCase();
+      // Compared as sent, but for the case of its hex digits (no spaces trimmed, as the original).
+      const given = body.chunkHash?.toLowerCase();
       if (given && given !== body.sha256) throw new LegacyError(400, `Chunk hash mismatch for chunk ${n}`);
       if (body.size !== expected) {
         throw new LegacyError(400, `Invalid chunk size for chunk ${n}. Expected ${expected}, got ${body.size}`);
@@ -328,9 +330,9 @@ export class LegacyService {
         throw new LegacyError(400, `Missing chunks: [${remainingChunks(updated).join(', ')}]`);
       }
 
+      // Hex in either case, exactly: anything else (spaces, base64) differs, as it did in the original.
       const declared = request.file_hash || session.file_hash || undefined;
-      const parsed = parseSha256(declared);
-      const expected = parsed === 'invalid' ? declared : parsed;
+      const expected = declared && HEX_SHA256.test(declared) ? declared.toLowerCase() : declared;
       let record;
       try {
         record = await store.contexts.during(id, context, () => store.confirm(id, expected));
