@@ -253,6 +253,36 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
     expect((await legacy.complete(session)).status).to.equal(200);
   });
 
+  // MULTI/EXEC refused: the quota's admission (a script) passes, the record cannot be written; its
+  // slot's release fails too. With GET refused as well, the record cannot even be looked up.
+  for (const refusedCommands of [['exec'], ['exec', 'get']]) {
+    it(`gives back the quota slot of a creation refused when Redis failed under it, once Redis works again (${refusedCommands.join(', ')} refused)`, async () => {
+      const user = `quinn-${refusedCommands.length}`;
+      const client = tus(cluster.urls[2]!, await signToken(user));
+      const admin = new Redis(cluster.redis.url);
+      const slots = () => admin.scard(`tusgate:active:${user}`);
+      const rules = (sign: '+' | '-') => refusedCommands.map((command) => `${sign}${command}`);
+      try {
+        await admin.call('ACL', 'SETUSER', 'default', ...rules('-'));
+        const refused = await client.create(10, AS_PNG);
+        expect(refused.status, refused.text).to.equal(503);
+        expect(refused.headers.location).to.equal(undefined);
+        // Its slot is given back after the answer; let that first try meet the failing Redis too.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await admin.call('ACL', 'SETUSER', 'default', ...rules('+'));
+        let taken = await slots();
+        for (let tries = 0; taken > 0 && tries < 100; tries++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          taken = await slots();
+        }
+        expect(taken, 'slots still taken').to.equal(0);
+      } finally {
+        await admin.call('ACL', 'SETUSER', 'default', ...rules('+'));
+        admin.disconnect();
+      }
+    });
+  }
+
   it('lets tus-js-client resume an upload through a Redis outage instead of starting it over', async () => {
     const { file, path } = await startUpload();
     const { port, dir } = cluster.redis;

@@ -60,7 +60,7 @@ export class RedisDocs<T> implements DocStore<T> {
 }
 
 /** MULTI answers each step's error in place instead of rejecting; surface the first. */
-function failedStep(results: Array<[Error | null, unknown]> | null): void {
+export function failedStep(results: Array<[Error | null, unknown]> | null): void {
   if (!results) throw new Error('redis transaction was aborted');
   const failed = results.find(([error]) => error);
   if (failed) throw failed[0];

@@ -39,6 +39,7 @@ export async function redisState(config: Config, url: string, logger: Logger): P
     uploadMetadata: kvStore(docs<Upload>('upload')),
     readinessChecks: { redis: () => pingRedis(redis) },
     async close() {
+      quota.close();
       await locker.close();
       await Promise.all([redis.quit().catch(() => redis.disconnect()), subscriber.quit().catch(() => subscriber.disconnect())]);
     },

@@ -3,6 +3,7 @@ import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { DataStore, ERRORS, type Locker, type Upload } from '@tus/utils';
+import { isTemporary } from '../redis/unavailable.js';
 import { withLocks } from '../tus/locks.js';
 import type { ByteStore } from '../storage/byte-store.js';
 import { Spool } from '../storage/spool.js';
@@ -44,6 +45,17 @@ export interface VerifyingStoreOptions {
 
 /** Up to this size, a file written whole by one request is kept in memory as it passes (see `finish`). */
 const PASSING_HEAD_BYTES = 64 * 1024;
+/** Tries of an undo while shared state is away: about an hour, at most 30 s apart. */
+const UNDO_ATTEMPTS = 130;
+
+/** Runs `task` again in the background, further apart each time, until it no longer fails. */
+function retryUntilDone(task: () => Promise<void>, attempt = 1, delayMs = 500): void {
+  setTimeout(() => {
+    task().catch((error: unknown) => {
+      if (isTemporary(error) && attempt < UNDO_ATTEMPTS) retryUntilDone(task, attempt + 1, Math.min(2 * delayMs, 30_000));
+    });
+  }, delayMs).unref();
+}
 
 /** The declared type as tus-js-client (`filetype`) and Uppy (`type`, `filetype`) send it. */
 export function declaredTypeOf(metadata: Record<string, string | null> | undefined): string | undefined {
@@ -291,13 +303,22 @@ export class VerifyingStore extends DataStore {
    * Removes what a creation stored when the creation was answered with an error (a 413 for a body
    * over its length, a full disk): the answer has no Location, so nobody could resume the upload,
    * and it would hold one of its owner's active-upload slots until the expiry sweep. Frees the slot
-   * also when nothing was stored.
+   * also when nothing was stored. Shared state away (often the reason the creation failed): tried
+   * again in the background until it is back, for about an hour.
    */
   async abandonCreation(id: string, owner: string, reason: FailureReason): Promise<void> {
-    await this.writeSettled(id);
-    const record = await this.records.get(id);
-    if (record?.state === 'uploading') await this.discard(record, reason);
-    else if (!record) await this.quota.release(owner, id);
+    const undo = async () => {
+      await this.writeSettled(id);
+      const record = await this.records.get(id);
+      if (record?.state === 'uploading') await this.discard(record, reason);
+      else if (!record) await this.quota.release(owner, id);
+    };
+    try {
+      await undo();
+    } catch (error) {
+      if (!isTemporary(error)) throw error;
+      retryUntilDone(undo);
+    }
   }
 
   override async remove(id: string): Promise<void> {
