@@ -4,6 +4,7 @@ import { createApp, type Tusgate } from './app.js';
 import { devSecret, signDevToken, DEMO_USER } from './auth/dev.js';
 import { createTokenVerifier } from './auth/verifier.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { RESUME_LATER } from './redis/unavailable.js';
 
 function fail(message: string): never {
   process.stderr.write(`tusgate: ${message}\n`);
@@ -64,7 +65,9 @@ async function start(): Promise<void> {
   const running = new Set<http.ServerResponse>();
   const server = http.createServer((req, res) => {
     if (stopping) {
-      res.writeHead(503, { Connection: 'close', 'Retry-After': '1', 'Content-Type': 'text/plain' }).end('Service Unavailable: the server is shutting down\n');
+      // A tus HEAD (a client resuming) gets 423: on any 5xx tus-js-client starts the upload over.
+      const status = req.method === 'HEAD' && req.headers['tus-resumable'] !== undefined ? RESUME_LATER.status_code : 503;
+      res.writeHead(status, { Connection: 'close', 'Retry-After': '1', 'Content-Type': 'text/plain' }).end('Service Unavailable: the server is shutting down\n');
       return;
     }
     running.add(res);
