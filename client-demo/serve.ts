@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Router, type Request, type Response } from 'express';
 import type { DemoConfig } from './browser/types.js';
+import { withOtherNames } from '../server/uploads/content-type.js';
 
 // The demo page is bundled by esbuild's JS API in memory, on the first request for it, rather than
 // by a build step: `npm ci && npm start` is all a user runs, nothing stale can be served after a
@@ -113,6 +114,7 @@ export function demoRouter(options: DemoOptions): Router {
       endpoint: '/files/',
       maxFileSize: options.maxFileSize,
       allowedTypes: [...options.allowedTypes],
+      acceptedTypes: withOtherNames(options.allowedTypes),
       devMode: options.devMode,
     };
     res.set('Cache-Control', 'no-store').json(body);

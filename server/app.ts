@@ -34,8 +34,11 @@ import { VerifyingStore } from './uploads/verifying-store.js';
 export interface AppOptions {
   verify: TokenVerifier;
   logger?: Logger;
-  /** Development mode: a signed token for the demo user, served at /demo/token. */
-  devToken?: string;
+  /**
+   * Development mode: a token for the demo user, served at /demo/token; a function signs a fresh
+   * one for each request (the page asks again before its token expires).
+   */
+  devToken?: string | (() => Promise<string>);
 }
 
 export interface Tusgate {
@@ -145,8 +148,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
 
   if (options.devToken) {
     const devToken = options.devToken;
-    app.get('/demo/token', (_req, res) => {
-      res.set('Cache-Control', 'no-store').json({ token: devToken });
+    app.get('/demo/token', async (_req, res) => {
+      res.set('Cache-Control', 'no-store').json({ token: typeof devToken === 'string' ? devToken : await devToken() });
     });
   }
   // The browser demo (client-demo/): Uppy's Dashboard, bundled on first request.

@@ -27,6 +27,8 @@ async function start(): Promise<void> {
 
   const hasKey = Boolean(config.JWT_SECRET || config.JWT_PUBLIC_KEY || config.JWT_JWKS_URL);
   let devToken: string | undefined;
+  /** Development mode: signs the demo user's token, fresh for each page that asks. */
+  let signDemoToken: (() => Promise<string>) | undefined;
   if (!hasKey) {
     if (config.NODE_ENV === 'production') {
       fail('no JWT key configured: set JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL (NODE_ENV=production)');
@@ -38,7 +40,8 @@ async function start(): Promise<void> {
       failDataDir(config, error);
     }
     config = { ...config, JWT_SECRET: secret };
-    devToken = await signDevToken(secret);
+    signDemoToken = () => signDevToken(secret);
+    devToken = await signDemoToken();
   }
 
   let verify;
@@ -49,7 +52,7 @@ async function start(): Promise<void> {
   }
   let tusgate: Tusgate;
   try {
-    tusgate = await createApp(config, { verify, devToken });
+    tusgate = await createApp(config, { verify, devToken: signDemoToken });
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
     const { code, path: where } = error as NodeJS.ErrnoException;

@@ -307,11 +307,19 @@ describe('config: the real process', function () {
       expect(got.body.equals(TEXT)).to.equal(true);
     });
 
-    it('serves the same token at GET /demo/token, not cached', async () => {
+    it('serves a token signed when asked at GET /demo/token, not cached: a page open for days gets a valid one', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1100));
       const response = await request(`${url}/demo/token`);
       expect(response.status).to.equal(200);
-      expect(JSON.parse(response.text)).to.deep.equal({ token });
       expect(response.headers['cache-control']).to.include('no-store');
+      const served = (JSON.parse(response.text) as { token: string }).token;
+      const claims = JSON.parse(Buffer.from(served.split('.')[1]!, 'base64url').toString()) as { sub: string; exp: number };
+      const printed = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sub: string; exp: number };
+      expect(claims.sub).to.equal(printed.sub);
+      // A day from now, not from the server's start.
+      expect(claims.exp).to.be.greaterThan(printed.exp);
+      expect(claims.exp).to.be.within(Date.now() / 1000 + 86_400 - 60, Date.now() / 1000 + 86_400 + 1);
+      expect((await tus(url, served).create(TEXT.length)).status).to.equal(201);
     });
 
     it('still refuses tokens it did not sign', async () => {

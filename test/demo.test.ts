@@ -196,7 +196,7 @@ describe('demo page (/demo/) in headless Chromium', function () {
       expect(await page.textContent('#mode')).to.equal('development mode');
       expect(await page.isHidden('#auth')).to.equal(true);
       // The server's limits, fetched from it.
-      expect(await page.textContent('#limits')).to.include('up to 2.9 MB per file').and.include('image (jpeg, png, gif, webp)');
+      expect(await page.textContent('#limits')).to.include('up to 2.9 MB (3,000,000 bytes) per file').and.include('image (jpeg, png, gif, webp)');
 
       await addFiles(page, ...files);
       await startUpload(page);
@@ -217,12 +217,23 @@ describe('demo page (/demo/) in headless Chromium', function () {
     });
 
     it('shows why a file is refused: too large before upload, wrong content in the server’s words', async () => {
-      const { page, context, problems } = await openDemo(server.url);
-      // Over MAX_FILE_SIZE: refused by the page itself, with the limit the server reported.
-      await addFiles(page, await write('huge.txt', randomText(3_100_000)));
-      await page.waitForSelector('#problem:not([hidden])');
-      expect(await page.textContent('#problem')).to.match(/exceeds maximum allowed size of 2\.9 MB/);
+      const first = await openDemo(server.url);
+      // Over MAX_FILE_SIZE: refused by the page itself, with the limit the server reported. Picked with
+      // a file that is taken, the refusal stays on the page, naming the file. That file's type is one
+      // the browser names otherwise than the list (Chromium: audio/x-m4a for audio/mp4): let through.
+      const m4a = Buffer.concat([Buffer.from('0000001c6674797049534f4d0000000049534f4d6d703431', 'hex'), Buffer.alloc(64)]);
+      await first.page.setInputFiles('.uppy-Dashboard-input >> nth=0', [
+        { name: 'huge.txt', mimeType: 'text/plain', buffer: randomText(3_100_000) },
+        { name: 'voice.m4a', mimeType: 'audio/x-m4a', buffer: m4a },
+      ]);
+      await first.page.locator('.uppy-Dashboard-Item-name', { hasText: 'voice.m4a' }).waitFor({ timeout: 5000 });
+      await first.page.waitForSelector('#problem:not([hidden])');
+      const shown = await first.page.textContent('#problem');
+      expect(shown).to.match(/huge\.txt: .*exceeds maximum allowed size of 2\.9 MB.*3,000,000 bytes/);
+      expect(shown).not.to.include('voice.m4a');
+      await first.context.close();
 
+      const { page, context, problems } = await openDemo(server.url);
       // A text file named .png: the browser declares image/png, the server checks the bytes (415).
       await addFiles(page, await write('fake.png', randomText(4000)));
       await startUpload(page);
@@ -402,6 +413,20 @@ describe('demo page (/demo/) in headless Chromium', function () {
       await context.close();
     });
 
+    it('refuses to start with a token that has expired, keeping the upload it would resume', async () => {
+      const base = `http://127.0.0.1:${port}`;
+      const { page, context, tusRequests } = await openDemo(base);
+      await page.fill('#token', await signToken('browser-user', {}, TEST_SECRET, Math.floor(Date.now() / 1000) - 60));
+      await page.click('#auth button');
+      await addFiles(page, await write('late.txt', randomText(10_000)));
+      await startUpload(page);
+      await page.waitForSelector('#problem:not([hidden])');
+      expect(await page.textContent('#problem')).to.include('Your token has expired. Paste a fresh one');
+      // Nothing was sent: a refused resume would have made the client drop the upload's stored place.
+      expect(tusRequests).to.deep.equal([]);
+      await context.close();
+    });
+
     it('says in plain words that a wrong pasted token was refused (401)', async () => {
       const base = `http://127.0.0.1:${port}`;
       const { page, context, problems } = await openDemo(base);
@@ -457,6 +482,7 @@ describe('demo page (/demo/): how tusgate serves it', () => {
       endpoint: '/files/',
       maxFileSize: 12_345_678,
       allowedTypes: ['video/*', 'image/png'],
+      acceptedTypes: ['video/*', 'image/png'],
       devMode: false,
     });
     expect((await fetch(`${server.url}/demo/token`)).status).to.equal(404);

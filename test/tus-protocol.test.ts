@@ -445,6 +445,20 @@ describe('tus endpoint /files/', () => {
       expect((await client.create(10, { filetype: 'video/webm; codecs=vp9' })).status).to.equal(201);
     });
 
+    it('takes the other names browsers give an allowed format (Chromium: audio/x-m4a, video/x-msvideo)', async () => {
+      const listed = await startServer({ ALLOWED_MIME_TYPES: ['audio/mp4', 'video/avi', 'image/png'] });
+      try {
+        const c = tus(listed.url, await listed.token('bob'));
+        for (const filetype of ['audio/x-m4a', 'video/x-msvideo', 'audio/mp4', 'video/avi']) {
+          expect((await c.create(10, { filetype })).status, filetype).to.equal(201);
+        }
+        // Only names of a listed format: MPEG audio is not MP4 audio.
+        for (const filetype of ['audio/mpeg', 'audio/x-wav', 'image/jpg']) expect((await c.create(10, { filetype })).status, filetype).to.equal(415);
+      } finally {
+        await listed.close();
+      }
+    });
+
     it('supports type/* wildcards in ALLOWED_MIME_TYPES', async () => {
       const wild = await startServer({ ALLOWED_MIME_TYPES: ['image/*'] });
       try {

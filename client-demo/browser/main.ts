@@ -57,7 +57,7 @@ function explain(status: number | undefined, serverText: string, retryAfter: str
       return 'The server could not be reached. Check the connection, then press retry: the upload continues where it stopped.';
     case 401:
       return config.devMode
-        ? `The server did not accept the demo token (it expires after a day, or the server's data directory changed). Reload the page.${said}`
+        ? `The server did not accept the demo token (the server's data directory may have changed). Reload the page.${said}`
         : `The server did not accept your token: it may have expired. Paste a fresh one and retry.${said}`;
     case 413:
       return `The file is larger than the server accepts (${formatBytes(config.maxFileSize)} at most).${said}`;
@@ -81,9 +81,38 @@ function typesNote(types: string[]): string {
   return [...groups].map(([group, subs]) => (subs.includes('*') ? `any ${group}` : `${group} (${subs.join(', ')})`)).join(' · ');
 }
 
+/** Seconds since the epoch at which a JWT expires, if it says (the page cannot check its signature). */
+function expiresAt(token: string): number | undefined {
+  try {
+    const payload = JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: unknown };
+    return typeof payload.exp === 'number' ? payload.exp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why a token cannot be sent now, or undefined when it can. */
+function tokenProblem(token: string): string | undefined {
+  if (!token) return 'Paste a token first: the server accepts uploads only with one.';
+  const exp = expiresAt(token);
+  if (exp !== undefined && exp * 1000 <= Date.now()) {
+    // Sent, it would be refused, and the client would then give up the resume point of an upload.
+    return 'Your token has expired. Paste a fresh one, then start the upload again: it continues where it stopped.';
+  }
+  return undefined;
+}
+
 async function main(): Promise<void> {
   const config = (await (await fetch('/demo/config')).json()) as DemoConfig;
   let token = '';
+  /** The token to send now: in development mode, a fresh one from the server once it nears expiry. */
+  const currentToken = async (): Promise<string> => {
+    if (config.devMode && (expiresAt(token) ?? Infinity) * 1000 < Date.now() + 10 * 60_000) {
+      const response = await fetch('/demo/token', { cache: 'no-store' });
+      if (response.ok) token = ((await response.json()) as { token: string }).token;
+    }
+    return token;
+  };
 
   const mode = $('mode');
   mode.hidden = false;
@@ -109,11 +138,19 @@ async function main(): Promise<void> {
     form.classList.toggle('saved', Boolean(token));
   }
 
-  $('limits').textContent = `Server limits: up to ${formatBytes(config.maxFileSize)} per file · ${typesNote(config.allowedTypes)}`;
+  const exactly = `${config.maxFileSize.toLocaleString('en')} bytes`;
+  $('limits').textContent = `Server limits: up to ${formatBytes(config.maxFileSize)} (${exactly}) per file · ${typesNote(config.allowedTypes)}`;
 
   const uppy = new Uppy<DemoMeta, TusBody>({
     // The server's limits, fetched from it: refused here before any byte is sent.
-    restrictions: { maxFileSize: config.maxFileSize, allowedFileTypes: config.allowedTypes },
+    restrictions: { maxFileSize: config.maxFileSize, allowedFileTypes: config.acceptedTypes },
+    // An expired or missing token is caught before any request: a refused resume (401) would make
+    // the client give up the upload's stored place and start a new one.
+    onBeforeUpload: () => {
+      const problem = config.devMode ? undefined : tokenProblem(token);
+      if (problem) showProblems([problem]);
+      return problem === undefined;
+    },
   });
   uppy.use(Dashboard<DemoMeta, TusBody>, {
     inline: true,
@@ -125,7 +162,9 @@ async function main(): Promise<void> {
   });
   uppy.use(Tus<DemoMeta, TusBody>, {
     endpoint: new URL(config.endpoint, location.href).href,
-    headers: () => ({ Authorization: `Bearer ${token}` }),
+    async onBeforeRequest(req) {
+      req.setHeader('Authorization', `Bearer ${await currentToken()}`);
+    },
     // Only what the server reads: it takes `filename`/`filetype` (copied from name/type) and `sha256`.
     allowedMetaFields: ['name', 'type', 'sha256'],
     // Backoff long enough to ride out a server restart.
@@ -167,14 +206,23 @@ async function main(): Promise<void> {
   uppy.on('upload-error', (file, error) => {
     if (file) addError(file as DemoFile, error.message);
   });
-  uppy.on('restriction-failed', (_file, error) => showProblem(error.message));
-  uppy.on('file-added', () => showProblem(''));
+  // Every file refused in one pick is named, until the next upload starts.
+  let refused: string[] = [];
+  uppy.on('restriction-failed', (file, error) => {
+    const tooLarge = (file?.size ?? 0) > config.maxFileSize ? ` (the server accepts at most ${exactly})` : '';
+    refused = [...refused, `${file?.name ? `${file.name}: ` : ''}${error.message}${tooLarge}`];
+    showProblems(refused);
+  });
+  uppy.on('upload', () => {
+    refused = [];
+    showProblems([]);
+  });
 }
 
-function showProblem(message: string): void {
+function showProblems(messages: string[]): void {
   const problem = $('problem');
-  problem.textContent = message;
-  problem.hidden = !message;
+  problem.textContent = messages.join('\n');
+  problem.hidden = messages.length === 0;
 }
 
 function item(file: DemoFile, className: string): HTMLLIElement {
@@ -233,4 +281,4 @@ function addError(file: DemoFile, message: string): void {
   li.append(status);
 }
 
-main().catch((error: unknown) => showProblem(`The demo could not start: ${(error as Error).message}`));
+main().catch((error: unknown) => showProblems([`The demo could not start: ${(error as Error).message}`]));

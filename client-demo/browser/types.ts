@@ -3,7 +3,10 @@ export interface DemoConfig {
   /** The tus endpoint, relative to the page's origin. */
   endpoint: string;
   maxFileSize: number;
+  /** ALLOWED_MIME_TYPES, as configured (shown on the page). */
   allowedTypes: string[];
+  /** The same with the other names browsers give those formats (`audio/x-m4a`): what the page lets through. */
+  acceptedTypes: string[];
   /** Development mode: the page fetches its token from /demo/token instead of asking for one. */
   devMode: boolean;
 }

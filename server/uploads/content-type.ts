@@ -8,12 +8,33 @@ export function baseType(type: string): string {
   return type.split(';')[0]!.trim().toLowerCase();
 }
 
-/** Whether `type` is allowed by a list of `type/subtype` or `type/*` entries. */
+/**
+ * Names of one format: browsers and systems name some files differently (Chromium sends an .m4a as
+ * `audio/x-m4a`, an .avi as `video/x-msvideo`), and an allowed type admits its other names.
+ */
+const SAME_FORMAT = [
+  ['audio/mp4', 'audio/x-m4a'],
+  ['video/avi', 'video/x-msvideo'],
+  ['audio/wav', 'audio/x-wav', 'audio/wave'],
+  ['audio/mpeg', 'audio/mp3'],
+  ['video/quicktime', 'video/mov'],
+  ['image/jpeg', 'image/jpg'],
+];
+
+/** The allowed list with the other names of each format in it. */
+export function withOtherNames(allowed: readonly string[]): string[] {
+  const names = new Set(allowed.map((entry) => entry.toLowerCase()));
+  for (const group of SAME_FORMAT) if (group.some((name) => names.has(name))) for (const name of group) names.add(name);
+  return [...names];
+}
+
+/** Whether `type` (or another name of its format) is allowed by a list of `type/subtype` or `type/*` entries. */
 export function isAllowedType(type: string, allowed: readonly string[]): boolean {
   const base = baseType(type);
+  const names = SAME_FORMAT.find((group) => group.includes(base)) ?? [base];
   return allowed.some((entry) => {
     const pattern = entry.toLowerCase();
-    return pattern.endsWith('/*') ? base.startsWith(pattern.slice(0, -1)) : base === pattern;
+    return pattern.endsWith('/*') ? base.startsWith(pattern.slice(0, -1)) : names.includes(pattern);
   });
 }
 
