@@ -818,6 +818,22 @@ describe('legacy /api/v1 facade', () => {
       expect(done.status, done.text).to.equal(200);
       expect((await alice.get(done.json.file_url)).body.equals(data)).to.equal(true);
     });
+
+    it('is cancelled by a tus DELETE by the time the DELETE is answered, active or completed', async () => {
+      const client = tus(server.url, await server.token('alice'));
+      const data = textOf(20, 'gone');
+      const active = await initiate(20, 10);
+      await alice.chunk(active, 0, data.subarray(0, 10), { hash: true });
+      const completed = await initiate(20, 10);
+      for (const [n, chunk] of chunksOf(data, 10).entries()) await alice.chunk(completed, n, chunk, { hash: true });
+      const fileUrl = (await alice.complete(completed)).json.file_url as string;
+      for (const id of [active, completed]) {
+        expect((await client.delete(`${server.url}/files/${id}`)).status).to.equal(204);
+        expect((await alice.status(id)).json.status, id === active ? 'active session' : 'completed session').to.equal('cancelled');
+      }
+      expect((await alice.chunk(active, 1, data.subarray(10), { hash: true })).status).to.equal(400);
+      expect((await alice.get(fileUrl)).status).to.equal(404);
+    });
   });
 
   describe('chunks in any order and in parallel (SPEC §4)', () => {

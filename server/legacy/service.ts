@@ -71,18 +71,19 @@ export class LegacyService {
       if (record.origin !== 'legacy' || !isSessionId(record.id)) return;
       void Promise.all([this.sessions.delete(record.id), this.staging.removeSession(record.id)]).catch(log);
     });
-    // Terminated through the tus door (its owner may use both): the session can no longer finish.
-    events.on('terminated', (record) => {
+    // Terminated through the tus door (its owner may use both): the session can no longer finish, or
+    // its file is gone. Its status says so by the time the termination is answered.
+    this.deps.store.whenTerminated(async (record) => {
       if (record.origin !== 'legacy' || !isSessionId(record.id)) return;
-      void this.sessions
-        .update(record.id, (session) => {
-          if (!session || !ACTIVE.includes(session.status)) return { result: false };
+      try {
+        const cancelled = await this.sessions.update(record.id, (session) => {
+          if (!session || !(ACTIVE.includes(session.status) || session.status === 'completed')) return { result: false };
           return { save: { ...session, status: 'cancelled', updated_at: new Date().toISOString() }, result: true };
-        })
-        .then(async (cancelled) => {
-          if (cancelled) await this.staging.removeSession(record.id);
-        })
-        .catch(log);
+        });
+        if (cancelled) await this.staging.removeSession(record.id);
+      } catch (error) {
+        log(error);
+      }
     });
   }
 

@@ -97,6 +97,8 @@ export class VerifyingStore extends DataStore {
     await this.writing.get(id)?.catch(() => undefined);
   }
 
+  private readonly terminationTasks: Array<(record: UploadRecord) => Promise<void>> = [];
+
   constructor(
     readonly bytes: ByteStore,
     readonly records: RecordStore,
@@ -321,10 +323,20 @@ export class VerifyingStore extends DataStore {
     }
   }
 
+  /**
+   * `task` runs for each upload its owner terminates, before the termination is answered: what
+   * another door shows of the upload (a legacy session's status) is current by the time the client
+   * reads the answer.
+   */
+  whenTerminated(task: (record: UploadRecord) => Promise<void>): void {
+    this.terminationTasks.push(task);
+  }
+
   override async remove(id: string): Promise<void> {
     const record = await this.records.get(id);
     if (!record) throw ERRORS.FILE_NOT_FOUND;
     await this.drop(record);
+    await Promise.all(this.terminationTasks.map((task) => task(record)));
     this.options.events.emit('terminated', record);
   }
 
