@@ -101,6 +101,8 @@ describe('media probing', () => {
     expect(await probeMedia('video/mp4', source(file), none)).to.deep.equal({ ok: true, facts: expected });
     // The same file read from disk by random access, its head alone in memory.
     expect(await probeMedia('video/mp4', source(file, 64), none)).to.deep.equal({ ok: true, facts: expected });
+    // Zeros after the last box (padding some writers leave) end the walk; they are no broken box.
+    expect(await probeMedia('video/mp4', source(Buffer.concat([file, Buffer.alloc(64)])), none)).to.deep.equal({ ok: true, facts: expected });
   });
 
   it('reads a 64-bit movie header, and the duration of a fragmented MP4 from its extends header or its runs', async () => {

@@ -77,6 +77,8 @@ export async function isoMediaFacts(size: number, head: Buffer, readRange: (star
         length = end - offset;
       }
       const type = header.toString('latin1', 4, 8);
+      // Zeros where a box would start: padding at the end (some writers leave it), not a broken file.
+      if (type === '\0\0\0\0') return;
       if (length < headerLength || offset + length > end || !BOX_TYPE.test(type)) throw new BrokenIsoFile(type, offset);
       yield { type, body: offset + headerLength, end: offset + length };
       offset += length;
