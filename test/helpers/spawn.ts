@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './process.js';
+import { freePort, killAtExit } from './process.js';
 
 export { freePort };
 
@@ -38,6 +38,7 @@ export function runServer(env: Record<string, string>, args = ['--import', 'tsx'
     env: { ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  killAtExit(child);
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
