@@ -1,11 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Admission, Quota, QuotaLimits } from '../uploads/quota.js';
 import { failedStep } from './docs.js';
-import { shared } from './unavailable.js';
+import { retryWhileAway, shared } from './unavailable.js';
 
 const HOUR_MS = 3600_000;
-const RETRY_FIRST_MS = 500;
-const RETRY_MAX_MS = 30_000;
 
 // Atomic check-and-take of one slot, as QuotaTracker.admit: the user's incomplete uploads (a set) and
 // creations in the sliding hour (a sorted set scored by time). Both keys expire when left alone.
@@ -32,10 +30,8 @@ return {1, '', 0}`;
  * (a process killed at the wrong moment) stops counting then, instead of forever.
  */
 export class RedisQuota implements Quota {
-  /** Releases Redis did not take (upload id → user), tried again until it does. */
-  private readonly unreleased = new Map<string, string>();
-  private retry: NodeJS.Timeout | undefined;
-  private retryDelayMs = RETRY_FIRST_MS;
+  /** Aborted on close: releases Redis has not taken are no longer tried. */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly redis: Redis,
@@ -60,42 +56,13 @@ export class RedisQuota implements Quota {
    * process stop first, the slot lasts until the user's set expires (activeTtlMs).
    */
   async release(user: string, uploadId: string): Promise<void> {
-    if (!(await this.tryRelease(user, uploadId))) {
-      this.unreleased.set(uploadId, user);
-      this.retryLater();
-    }
+    const release = () => shared(() => this.redis.multi().srem(this.activeKey(user), uploadId).srem(this.allKey(), uploadId).exec().then(failedStep));
+    await release().catch(() => retryWhileAway(release, { signal: this.closing.signal }));
   }
 
   /** Stops trying the releases Redis has not taken. */
   close(): void {
-    clearTimeout(this.retry);
-    this.retry = undefined;
-  }
-
-  private async tryRelease(user: string, uploadId: string): Promise<boolean> {
-    try {
-      await this.redis.multi().srem(this.activeKey(user), uploadId).srem(this.allKey(), uploadId).exec().then(failedStep);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  private retryLater(): void {
-    if (this.retry) return;
-    this.retry = setTimeout(async () => {
-      for (const [uploadId, user] of [...this.unreleased]) {
-        if (await this.tryRelease(user, uploadId)) this.unreleased.delete(uploadId);
-      }
-      this.retry = undefined;
-      if (this.unreleased.size === 0) {
-        this.retryDelayMs = RETRY_FIRST_MS;
-        return;
-      }
-      this.retryDelayMs = Math.min(2 * this.retryDelayMs, RETRY_MAX_MS);
-      this.retryLater();
-    }, this.retryDelayMs);
-    this.retry.unref();
+    this.closing.abort();
   }
 
   totalActive(): Promise<number> {

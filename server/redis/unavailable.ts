@@ -46,3 +46,23 @@ export async function shared<T>(operation: () => Promise<T>): Promise<T> {
     throw error instanceof Unavailable ? error : new Unavailable(error);
   }
 }
+
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
+/**
+ * Runs `task` again in the background while it fails for want of shared state (a temporary error),
+ * further apart each time (half a second, doubling up to 30 s): at most `attempts` runs in all, and
+ * none once `signal` has aborted. For work that must still be done once shared state is back.
+ */
+export function retryWhileAway(task: () => Promise<unknown>, { attempts = Infinity, signal }: { attempts?: number; signal?: AbortSignal } = {}): void {
+  const run = (attempt: number, delayMs: number) => {
+    setTimeout(() => {
+      if (signal?.aborted) return;
+      task().catch((error: unknown) => {
+        if (isTemporary(error) && attempt < attempts) run(attempt + 1, Math.min(2 * delayMs, RETRY_MAX_MS));
+      });
+    }, delayMs).unref();
+  };
+  run(2, RETRY_FIRST_MS);
+}

@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { DataStore, ERRORS, type Locker, type Upload } from '@tus/utils';
-import { isTemporary } from '../redis/unavailable.js';
+import { isTemporary, retryWhileAway } from '../redis/unavailable.js';
 import { withLocks } from '../tus/locks.js';
 import type { ByteStore } from '../storage/byte-store.js';
 import { Spool } from '../storage/spool.js';
@@ -47,15 +47,6 @@ export interface VerifyingStoreOptions {
 const PASSING_HEAD_BYTES = 64 * 1024;
 /** Tries of an undo while shared state is away: about an hour, at most 30 s apart. */
 const UNDO_ATTEMPTS = 130;
-
-/** Runs `task` again in the background, further apart each time, until it no longer fails. */
-function retryUntilDone(task: () => Promise<void>, attempt = 1, delayMs = 500): void {
-  setTimeout(() => {
-    task().catch((error: unknown) => {
-      if (isTemporary(error) && attempt < UNDO_ATTEMPTS) retryUntilDone(task, attempt + 1, Math.min(2 * delayMs, 30_000));
-    });
-  }, delayMs).unref();
-}
 
 /** The declared type as tus-js-client (`filetype`) and Uppy (`type`, `filetype`) send it. */
 export function declaredTypeOf(metadata: Record<string, string | null> | undefined): string | undefined {
@@ -319,7 +310,7 @@ export class VerifyingStore extends DataStore {
       await undo();
     } catch (error) {
       if (!isTemporary(error)) throw error;
-      retryUntilDone(undo);
+      retryWhileAway(undo, { attempts: UNDO_ATTEMPTS });
     }
   }
 
@@ -552,7 +543,7 @@ export class VerifyingStore extends DataStore {
 
   private announceExpiry(record: UploadRecord): void {
     const context = this.contexts.of(record.id);
-    if (!context) return;
-    context.responseHeaders['Upload-Expires'] = new Date(Date.parse(record.lastWriteAt) + this.options.expiryMs).toUTCString();
+    const expires = this.expiresAt(record);
+    if (context && expires !== undefined) context.responseHeaders['Upload-Expires'] = new Date(expires).toUTCString();
   }
 }
