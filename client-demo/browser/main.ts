@@ -105,9 +105,9 @@ function tokenProblem(token: string): string | undefined {
 async function main(): Promise<void> {
   const config = (await (await fetch('/demo/config')).json()) as DemoConfig;
   let token = '';
-  /** The token to send now: in development mode, a fresh one from the server once it nears expiry. */
+  /** The token to send now: in development mode, one from the server when there is none or it nears expiry. */
   const currentToken = async (): Promise<string> => {
-    if (config.devMode && (expiresAt(token) ?? Infinity) * 1000 < Date.now() + 10 * 60_000) {
+    if (config.devMode && (!token || (expiresAt(token) ?? Infinity) * 1000 < Date.now() + 10 * 60_000)) {
       const response = await fetch('/demo/token', { cache: 'no-store' });
       if (response.ok) token = ((await response.json()) as { token: string }).token;
     }
@@ -119,8 +119,7 @@ async function main(): Promise<void> {
   if (config.devMode) {
     mode.textContent = 'development mode';
     mode.title = 'No JWT key is configured: this page uses a token for the demo user made by the server.';
-    const response = await fetch('/demo/token', { cache: 'no-store' });
-    if (response.ok) token = ((await response.json()) as { token: string }).token;
+    await currentToken();
   } else {
     mode.textContent = 'token required';
     const form = $<HTMLFormElement>('auth');

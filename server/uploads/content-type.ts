@@ -38,17 +38,19 @@ export function isAllowedType(type: string, allowed: readonly string[]): boolean
   });
 }
 
+/** The types detected for ISO base media files (MP4, MOV, M4A, 3GP): one container, read by its boxes. */
+export const ISO_MEDIA_TYPES: readonly string[] = ['video/mp4', 'audio/mp4', 'audio/x-m4a', 'video/x-m4v', 'video/quicktime', 'video/3gpp'];
+
 // Declared names (legacy spellings included) and the detected types that satisfy them. A container
 // can carry audio or video alone, so the audio and video names of one container accept each other.
-const MP4 = ['video/mp4', 'audio/mp4', 'audio/x-m4a', 'video/x-m4v', 'video/quicktime', 'video/3gpp'];
 const OGG = ['audio/ogg', 'video/ogg', 'application/ogg', 'audio/opus'];
 const WEBM = ['video/webm', 'audio/webm', 'video/matroska'];
-const ACCEPTED_DETECTIONS: Record<string, string[]> = {
-  'video/mp4': MP4,
-  'audio/mp4': MP4,
-  'audio/x-m4a': MP4,
-  'video/quicktime': MP4,
-  'video/mov': MP4,
+const ACCEPTED_DETECTIONS: Record<string, readonly string[]> = {
+  'video/mp4': ISO_MEDIA_TYPES,
+  'audio/mp4': ISO_MEDIA_TYPES,
+  'audio/x-m4a': ISO_MEDIA_TYPES,
+  'video/quicktime': ISO_MEDIA_TYPES,
+  'video/mov': ISO_MEDIA_TYPES,
   'video/webm': WEBM,
   'audio/webm': WEBM,
   'video/x-matroska': WEBM,

@@ -2,7 +2,7 @@ import { imageSize } from 'image-size';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { fromBlob, fromBuffer } from 'strtok3';
-import { baseType } from './content-type.js';
+import { baseType, ISO_MEDIA_TYPES } from './content-type.js';
 import { BrokenIsoFile, isoMediaFacts } from './iso-media.js';
 
 export interface MediaLimits {
@@ -59,9 +59,6 @@ async function probeImage(source: MediaSource, limits: MediaLimits): Promise<Med
   return { ok: true, facts: { width, height } };
 }
 
-/** ISO base media files (MP4, MOV, M4A, 3GP): their boxes are read here, see iso-media.ts. */
-const ISO_TYPES = new Set(['video/mp4', 'audio/mp4', 'audio/x-m4a', 'video/x-m4v', 'video/quicktime', 'video/3gpp']);
-
 /**
  * Other audio and video go to music-metadata, which picks its parser by file extension; data files
  * are named by upload id, so the verified type names the parser instead. Types with no parser here
@@ -107,7 +104,8 @@ async function probeTimed(type: string, source: MediaSource, limits: MediaLimits
   const limited = limits.maxDurationSeconds !== undefined || limits.minDurationSeconds !== undefined;
   const extension = PARSER_BY_TYPE[type];
   let facts: MediaFacts | undefined;
-  if (ISO_TYPES.has(type)) facts = await isoMediaFacts(source.size, source.head, source.readRange).then((iso) => ({ ...iso }), refuseBroken);
+  // ISO base media files have their boxes read here, see iso-media.ts.
+  if (ISO_MEDIA_TYPES.includes(type)) facts = await isoMediaFacts(source.size, source.head, source.readRange).then((iso) => ({ ...iso }), refuseBroken);
   else if (extension) facts = await parsedFacts(extension, source);
   else return limited ? refuse(422, `Unprocessable Content: the duration of ${type} files cannot be read, and duration limits apply`) : { ok: true, facts: {} };
   if (!facts) return refuse(415, 'Unsupported Media Type: the file cannot be parsed as audio or video');
