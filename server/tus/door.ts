@@ -13,6 +13,7 @@ import { uploadLimit } from './ietf-fields.js';
 import { methodOverride, tusPrecheck, tusResumableHeader } from './precheck.js';
 import { replaceRequestHeader } from './request-headers.js';
 import { Problem } from './problem.js';
+import { handleTus } from './request-body.js';
 
 /**
  * Adds headers that are known only after @tus/server has decided its response (a digest computed
@@ -148,7 +149,7 @@ export function tusDoor(options: TusDoorOptions): Router {
     const query = req.url.indexOf('?');
     if (query >= 0) req.url = req.url.slice(0, query);
     // Concatenation is answered in front of @tus/server, which refuses it.
-    if (!(await concatenation.handle(req, res, context))) await tus.handle(req, res);
+    if (!(await concatenation.handle(req, res, context))) await handleTus(tus, req, res);
   });
 
   // A service the request needs is away (shared state, the JWT key set): answered in the protocol's
