@@ -109,7 +109,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   });
   const policy = { store, locker, quota, maxFileSize: config.MAX_FILE_SIZE, allowedTypes: config.ALLOWED_MIME_TYPES, preCreate };
   const concatenation = new Concatenation(policy);
-  const ietf = ietfDraft({ ...policy, expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000 });
+  const ietf = ietfDraft(policy);
 
   const metrics = new Metrics(events, () => quota.totalActive());
   const hooks = config.HOOKS_URL

@@ -29,9 +29,6 @@ export const INTEROP_VERSIONS = [3, 4, 5, 6, 7] as const;
 
 const PARTIAL_UPLOAD = 'application/partial-upload';
 
-export interface IetfDraftOptions extends CreationDeps {
-  expiryMs: number;
-}
 
 /**
  * The request body on its way to the store, limited to `room` bytes. `stop()` ends it where it is,
@@ -60,8 +57,8 @@ class Body {
 }
 
 /** The IETF draft handler: answers requests with `Upload-Draft-Interop-Version`, passes others on. */
-export function ietfDraft(options: IetfDraftOptions) {
-  const { store, locker, quota, maxFileSize, expiryMs } = options;
+export function ietfDraft(options: CreationDeps) {
+  const { store, locker, quota, maxFileSize } = options;
 
   /** Appends the body at `offset`; `complete` ends the upload with it. Returns the new offset. */
   async function append(req: Request, id: string, offset: number, size: number | undefined, complete: boolean, body: { current?: Body }): Promise<number> {
@@ -153,7 +150,7 @@ export function ietfDraft(options: IetfDraftOptions) {
         Location: location,
         'Upload-Offset': String(offset),
         ...draft.completeness(record?.state === 'complete'),
-        ...draft.limit(maxFileSize, record, expiryMs),
+        ...draft.limit(maxFileSize, record && store.expiresAt(record)),
       })
       .end();
   }
@@ -171,7 +168,7 @@ export function ietfDraft(options: IetfDraftOptions) {
         'Upload-Offset': String(upload.offset),
         ...draft.completeness(record.state === 'complete'),
         ...(upload.size !== undefined ? { 'Upload-Length': String(upload.size) } : {}),
-        ...draft.limit(maxFileSize, record, expiryMs),
+        ...draft.limit(maxFileSize, record && store.expiresAt(record)),
         ...(record.state === 'complete' && record.sha256 ? { 'Repr-Digest': reprDigest(record.sha256) } : {}),
         'Cache-Control': 'no-store',
       })
@@ -238,7 +235,7 @@ export function ietfDraft(options: IetfDraftOptions) {
         ...digestOf(context),
         'Upload-Offset': String(offsetAfter),
         ...draft.completeness(record?.state === 'complete'),
-        ...draft.limit(maxFileSize, record, expiryMs),
+        ...draft.limit(maxFileSize, record && store.expiresAt(record)),
       })
       .end();
   }
@@ -254,7 +251,7 @@ export function ietfDraft(options: IetfDraftOptions) {
   /** The upload's record while it is active: an expired upload is gone to this protocol (404). */
   async function activeRecord(id: string): Promise<UploadRecord> {
     const record = await store.records.get(id);
-    if (!record || (record.state !== 'complete' && Date.parse(record.lastWriteAt) + expiryMs < Date.now())) throw ERRORS.FILE_NOT_FOUND;
+    if (!record || store.isExpired(record)) throw ERRORS.FILE_NOT_FOUND;
     return record;
   }
 

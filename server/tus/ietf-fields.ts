@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Request, Response } from 'express';
 import { parseUploadChecksum, type RequestChecksum } from '../uploads/checksum.js';
-import type { UploadRecord } from '../uploads/records.js';
 import type { RequestContext } from '../uploads/request-context.js';
 import { Problem } from './problem.js';
 
@@ -84,11 +83,12 @@ export class Draft {
     return req.get(this.completeHeader) !== undefined;
   }
 
-  limit(maxFileSize: number, record?: UploadRecord, expiryMs = 0): Record<string, string> {
+  /** `Upload-Limit`, with the upload's remaining lifetime when it has an expiry (`expiresAt`, ms). */
+  limit(maxFileSize: number, expiresAt?: number): Record<string, string> {
     if (this.version < 6) return {};
     const lifetime =
-      record && record.state !== 'complete'
-        ? { seconds: Math.floor((Date.parse(record.lastWriteAt) + expiryMs - Date.now()) / 1000), key: this.version >= 7 ? ('max-age' as const) : ('expires' as const) }
+      expiresAt !== undefined
+        ? { seconds: Math.floor((expiresAt - Date.now()) / 1000), key: this.version >= 7 ? ('max-age' as const) : ('expires' as const) }
         : undefined;
     return { 'Upload-Limit': uploadLimit(maxFileSize, lifetime) };
   }

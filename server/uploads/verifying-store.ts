@@ -368,7 +368,6 @@ export class VerifyingStore extends DataStore {
 
   /** Whether the record is past its expiry (incomplete uploads and concatenation parts only). */
   isExpired(record: UploadRecord, now = Date.now()): boolean {
-    if (this.writing.has(record.id)) return false;
     return (this.expiresAt(record) ?? Infinity) <= now;
   }
 
