@@ -397,7 +397,8 @@ describe('demo page (/demo/) in headless Chromium', function () {
       await startUpload(page);
       await uploadedPercent(page, 20);
       await server!.stop('SIGKILL');
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // While the server is away the page says it is retrying, instead of a progress bar that stalls.
+      await page.waitForSelector('.uppy-Informer :text("Connection to the server lost: retrying")', { timeout: 15_000 });
       await start();
 
       const result = await resultFor(page, 'crash.txt');

@@ -13,6 +13,8 @@ type DemoMeta = { name: string; type: string; sha256?: string };
 type DemoFile = UppyFile<DemoMeta, TusBody>;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+/** tus-js-client's pauses before each retry: long enough, in all, to ride out a server restart. */
+const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000];
 
 function formatBytes(n: number): string {
   // Powers of 1024, as Uppy's own messages count them, so the two never disagree on screen.
@@ -166,9 +168,18 @@ async function main(): Promise<void> {
     },
     // Only what the server reads: it takes `filename`/`filetype` (copied from name/type) and `sha256`.
     allowedMetaFields: ['name', 'type', 'sha256'],
-    // Backoff long enough to ride out a server restart.
-    retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
+    retryDelays: RETRY_DELAYS,
     removeFingerprintOnSuccess: true,
+    // A retry is shown, or a stalled progress bar looks like a hang.
+    onShouldRetry(error, attempt, _options, retryByDefault) {
+      const retrying = retryByDefault(error);
+      // tus-js-client asks only while a delay is left: `attempt` indexes it.
+      if (retrying) {
+        const delay = RETRY_DELAYS[attempt] ?? 0;
+        uppy.info(`Connection to the server lost: retrying${delay ? ` in ${delay / 1000} s` : ''} (attempt ${attempt + 1} of ${RETRY_DELAYS.length})`, 'warning', delay + 5000);
+      }
+      return retrying;
+    },
     onError(error) {
       // The Dashboard shows this message; make it the server's answer in plain words.
       const response = (error as DetailedError).originalResponse;
@@ -197,7 +208,7 @@ async function main(): Promise<void> {
     // The final PATCH answers with the digest the server computed; fall back to asking the file.
     let server = digestHex((response.body?.xhr as XMLHttpRequest | undefined)?.getResponseHeader('Repr-Digest') ?? null);
     if (!server) {
-      const head = await fetch(url, { method: 'HEAD', headers: { Authorization: `Bearer ${token}` } }).catch(() => undefined);
+      const head = await fetch(url, { method: 'HEAD', headers: { Authorization: `Bearer ${await currentToken()}` } }).catch(() => undefined);
       server = digestHex(head?.headers.get('Repr-Digest') ?? null);
     }
     addResult(file as DemoFile, url, server);
