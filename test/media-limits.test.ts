@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { request, tus } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { legacyClient } from './legacy-client.js';
-import { MP4, mp4WithMoovAtEnd, pngOfSize, wavOfDuration } from './samples.js';
+import { gifWithFrame, jpegAfterMetadata, MP4, mp4WithMoovAtEnd, pngOfSize, wavOfDuration } from './samples.js';
 
 describe('media limits at completion', () => {
   let server: TestServer;
@@ -42,6 +42,24 @@ describe('media limits at completion', () => {
     }
     const metrics = (await request(`${server.url}/metrics`)).text;
     expect(metrics).to.match(/tusgate_uploads_failed_total\{reason="media"\} 3/);
+  });
+
+  it('counts a GIF at the size of its largest frame, not the smaller screen its header gives', async () => {
+    const fits = await upload(gifWithFrame([30, 30], [20, 20]), 'image/gif');
+    expect(fits.res.status, fits.res.text).to.equal(204);
+    expect(JSON.parse((await request(`${fits.location}/info`)).text).media).to.deep.equal({ width: 30, height: 30 });
+    const bomb = await upload(gifWithFrame([10, 10], [40, 40]), 'image/gif');
+    expect(bomb.res.status).to.equal(422);
+    expect(bomb.res.text).to.match(/40×40 pixels/);
+  });
+
+  it('measures a JPEG whose frame header comes after more metadata than the head it reads', async () => {
+    const small = await upload(jpegAfterMetadata(25, 20, 600 * 1024), 'image/jpeg');
+    expect(small.res.status, small.res.text).to.equal(204);
+    expect(JSON.parse((await request(`${small.location}/info`)).text).media).to.deep.equal({ width: 25, height: 20 });
+    const large = await upload(jpegAfterMetadata(100, 100, 600 * 1024), 'image/jpeg');
+    expect(large.res.status).to.equal(422);
+    expect(large.res.text).to.match(/100×100 pixels/);
   });
 
   it('reads the duration of a video-only MP4 whose moov box comes after its media data', async () => {

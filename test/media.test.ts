@@ -26,14 +26,23 @@ function track(id: number, handler: string, entry: Buffer, timescale: number, un
   return box('trak', tkhd, box('mdia', header('mdhd', timescale, units), hdlr, box('minf', box('stbl', stsd))));
 }
 
-/** An AAC sample entry: `channels` at `rate` Hz. */
-function aac(channels: number, rate: number): Buffer {
+/**
+ * An AAC sample entry: `channels` at `rate` Hz, and with `configured` an `esds` box whose AAC
+ * configuration (LC, 44.1 kHz) gives that channel configuration.
+ */
+function aac(channels: number, rate: number, configured?: number): Buffer {
   const body = Buffer.alloc(28);
   body.writeUInt16BE(1, 6); // data reference index
   body.writeUInt16BE(channels, 16);
   body.writeUInt16BE(16, 18);
   body.writeUInt32BE(rate * 0x10000, 24);
-  return box('mp4a', body);
+  if (configured === undefined) return box('mp4a', body);
+  // Object type 2 (5 bits), frequency index 4 (4 bits), channel configuration (4 bits), 3 zero bits.
+  const config = Buffer.alloc(2);
+  config.writeUInt16BE((2 << 11) | (4 << 7) | (configured << 3));
+  const decoderConfig = Buffer.concat([Buffer.from([0x40, 0x15]), Buffer.alloc(11), Buffer.from([0x05, 2]), config]);
+  const es = Buffer.concat([Buffer.from([0, 1, 0]), Buffer.from([0x04, decoderConfig.length]), decoderConfig, Buffer.from([0x06, 1, 2])]);
+  return box('mp4a', body, full('esds', 0, 0, Buffer.from([0x03, es.length]), es));
 }
 const H264 = box('avc1', Buffer.alloc(78));
 const FTYP = MP4.subarray(0, 32);
@@ -103,6 +112,14 @@ describe('media probing', () => {
     expect(await probeMedia('video/mp4', source(file, 64), none)).to.deep.equal({ ok: true, facts: expected });
     // Zeros after the last box (padding some writers leave) end the walk; they are no broken box.
     expect(await probeMedia('video/mp4', source(Buffer.concat([file, Buffer.alloc(64)])), none)).to.deep.equal({ ok: true, facts: expected });
+  });
+
+  it('reads the channel count of AAC from its configuration, not the sample entry writers fill with 2', async () => {
+    for (const [configured, channels] of [[1, 1], [2, 2], [6, 6], [7, 8]] as const) {
+      const moov = box('moov', header('mvhd', 1000, 1000), track(1, 'soun', aac(2, 44100, configured), 44100, 44100));
+      const probed = await probeMedia('audio/mp4', source(Buffer.concat([FTYP, moov])), none);
+      expect(probed, `configuration ${configured}`).to.have.nested.property('facts.channels', channels);
+    }
   });
 
   it('reads a 64-bit movie header, and the duration of a fragmented MP4 from its extends header or its runs', async () => {

@@ -82,3 +82,48 @@ export function mp4WithMoovAtEnd(seconds: number, mediaBytes = 64 * 1024): Buffe
   mvhd.writeUInt32BE(2, 96); // next track id
   return Buffer.concat([MP4.subarray(0, 32), box('mdat', randomBytes(mediaBytes)), box('moov', box('mvhd', mvhd))]);
 }
+
+/**
+ * A GIF whose header gives a `screen` of [width, height] and whose one frame is `frame` [width,
+ * height] at the origin: one colour, a minimal LZW stream, then the trailer.
+ */
+export function gifWithFrame(screen: [number, number], frame: [number, number]): Buffer {
+  const header = Buffer.alloc(13);
+  header.write('GIF89a', 0, 'latin1');
+  header.writeUInt16LE(screen[0], 6);
+  header.writeUInt16LE(screen[1], 8);
+  const descriptor = Buffer.alloc(10);
+  descriptor[0] = 0x2c;
+  descriptor.writeUInt16LE(frame[0], 5);
+  descriptor.writeUInt16LE(frame[1], 7);
+  // LZW minimum code size 2, one sub-block of two bytes, the terminator, then the trailer.
+  return Buffer.concat([header, descriptor, Buffer.from([2, 2, 0x4c, 0x01, 0, 0x3b])]);
+}
+
+/**
+ * A baseline JPEG of `width`×`height` whose frame header comes after `metadataBytes` (or a little
+ * more) of APP2 segments, as large ICC profiles put it.
+ */
+export function jpegAfterMetadata(width: number, height: number, metadataBytes: number): Buffer {
+  const segments: Buffer[] = [Buffer.from('ffd8', 'hex')];
+  for (let written = 0; written < metadataBytes; written += 0xffff) {
+    const segment = Buffer.alloc(2 + 0xffff, 0x20);
+    segment.writeUInt16BE(0xffe2, 0);
+    segment.writeUInt16BE(0xffff, 2);
+    segments.push(segment);
+  }
+  const frame = Buffer.from('ffc0001108000000000301220002110103110100', 'hex');
+  frame.writeUInt16BE(height, 5);
+  frame.writeUInt16BE(width, 7);
+  return Buffer.concat([...segments, frame, Buffer.alloc(64, 3), Buffer.from('ffd9', 'hex')]);
+}
+
+/** A FLAC file of one second (44.1 kHz, mono, 16 bit) with its STREAMINFO block and no frames. */
+export function flacHeader(): Buffer {
+  const streamInfo = Buffer.alloc(34);
+  streamInfo.writeUInt16BE(4096, 0);
+  streamInfo.writeUInt16BE(4096, 2);
+  // Sample rate (20 bits), channels - 1 (3), bits per sample - 1 (5), total samples (36).
+  streamInfo.writeBigUInt64BE((44100n << 44n) | (15n << 36n) | 44100n, 10);
+  return Buffer.concat([Buffer.from('fLaC', 'latin1'), Buffer.from([0x80, 0, 0, 34]), streamInfo]);
+}

@@ -140,8 +140,15 @@ export async function isoMediaFacts(size: number, head: Buffer, readRange: (star
         // 4 more, then the sample rate as 16.16 fixed point.
         const entryBody = await read(entry.body, 28);
         if (entryBody.length >= 28) {
-          const channels = entryBody.readUInt16BE(16);
+          let channels = entryBody.readUInt16BE(16);
           const rate = entryBody.readUInt16BE(24);
+          if (entry.type === 'mp4a') {
+            // MP4 writers put 2 in the entry whatever the stream has; AAC's own configuration, in
+            // the entry's `esds` box, says. QuickTime's sound entries of version 1 and 2 are longer.
+            const children = entry.body + 28 + ([0, 16, 36][entryBody.readUInt16BE(8)] ?? 0);
+            const esds = await child({ type: 'mp4a', body: children, end: entry.end }, 'esds');
+            if (esds) channels = aacChannels(await read(esds.body, Math.min(esds.end - esds.body, 128))) ?? channels;
+          }
           if (channels > 0) facts.channels = channels;
           if (rate > 0) facts.sampleRate = rate;
         }
@@ -192,6 +199,39 @@ export async function isoMediaFacts(size: number, head: Buffer, readRange: (star
     }
     return units;
   }
+}
+
+/** Channel counts of AAC's channel configurations 1–7 (0: given in the stream instead). */
+const AAC_CHANNELS = [undefined, 1, 2, 3, 4, 5, 6, 8];
+
+/**
+ * The channel count an `esds` box's AAC configuration gives: after version and flags come an ES
+ * descriptor, inside it a decoder configuration, inside that the AudioSpecificConfig, whose bits
+ * are an object type (5, or 11 when the first 5 are all ones), a sampling frequency index (4, then
+ * 24 more when it is 15) and the channel configuration (4).
+ */
+function aacChannels(esds: Buffer): number | undefined {
+  let at = 4;
+  /** Steps into the next descriptor if it has `tag` (its length: up to four 7-bit bytes). */
+  const enter = (tag: number): boolean => {
+    if (esds[at++] !== tag) return false;
+    for (let i = 0; i < 4 && (esds[at++]! & 0x80) !== 0; i++);
+    return at <= esds.length;
+  };
+  if (!enter(0x03)) return undefined;
+  const flags = esds[at + 2] ?? 0;
+  at += 3 + (flags & 0x80 ? 2 : 0);
+  if (flags & 0x40) at += 1 + (esds[at] ?? 0);
+  if (flags & 0x20) at += 2;
+  if (!enter(0x04)) return undefined;
+  at += 13; // object type, stream type, buffer size, bit rates
+  if (!enter(0x05) || at + 5 > esds.length) return undefined;
+  const bits = esds.readUInt32BE(at) * 256 + esds[at + 4]!; // 40 bits, enough for every field before the channels
+  let offset = 40;
+  const take = (n: number) => Math.floor(bits / 2 ** (offset -= n)) % 2 ** n;
+  if (take(5) === 31) take(6);
+  if (take(4) === 15) take(24);
+  return AAC_CHANNELS[take(4)];
 }
 
 /** `ftyp`: a major brand, a minor version, then compatible brands. */

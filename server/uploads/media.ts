@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { fromBlob, fromBuffer } from 'strtok3';
 import { baseType, ISO_MEDIA_TYPES } from './content-type.js';
+import { gifCanvas, jpegFrameSize, type Extent } from './image-frames.js';
 import { BrokenIsoFile, isoMediaFacts } from './iso-media.js';
 
 export interface MediaLimits {
@@ -17,7 +18,8 @@ export type MediaVerdict = { ok: true; facts: MediaFacts } | { ok: false; status
 
 /**
  * How much of a file's start the caller hands over: image-size reads dimensions from the header,
- * and half a megabyte covers JPEGs with large EXIF blocks; smaller files come whole.
+ * and half a megabyte covers most JPEGs' metadata (larger metadata is walked past); smaller files
+ * come whole.
  */
 export const MEDIA_HEAD_BYTES = 512 * 1024;
 
@@ -44,15 +46,24 @@ function rangeBlob(source: MediaSource): Blob {
 
 const refuse = (status: number, message: string): MediaVerdict => ({ ok: false, status, message });
 
-async function probeImage(source: MediaSource, limits: MediaLimits): Promise<MediaVerdict> {
-  let dimensions: { width?: number; height?: number };
+/** Width and height from the image's head, as image-size reads them; undefined when it cannot. */
+function headerExtent(head: Buffer): Extent | undefined {
   try {
-    dimensions = imageSize(source.head);
+    const { width, height } = imageSize(head);
+    return width && height ? { width, height } : undefined;
   } catch {
-    return refuse(415, 'Unsupported Media Type: the image dimensions cannot be read');
+    return undefined;
   }
-  const { width, height } = dimensions;
-  if (!width || !height) return refuse(415, 'Unsupported Media Type: the image dimensions cannot be read');
+}
+
+async function probeImage(type: string, source: MediaSource, limits: MediaLimits): Promise<MediaVerdict> {
+  let extent = headerExtent(source.head);
+  // A JPEG's frame header may lie past its head, behind large metadata.
+  if (!extent && type === 'image/jpeg' && source.size > source.head.length) extent = await jpegFrameSize(source.size, source.readRange);
+  if (!extent) return refuse(415, 'Unsupported Media Type: the image dimensions cannot be read');
+  // A GIF's frames may be larger than the screen its header gives.
+  if (type === 'image/gif') extent = (await gifCanvas(source.size, source.readRange)) ?? extent;
+  const { width, height } = extent;
   if (width * height > limits.maxImagePixels) {
     return refuse(422, `Unprocessable Content: the image is ${width}×${height} pixels, more than the limit of ${limits.maxImagePixels}`);
   }
@@ -140,7 +151,7 @@ export function mediaHeadBytes(verifiedType: string, size: number): number {
  */
 export async function probeMedia(verifiedType: string, source: MediaSource, limits: MediaLimits): Promise<MediaVerdict> {
   const type = baseType(verifiedType);
-  if (type.startsWith('image/')) return probeImage(source, limits);
+  if (type.startsWith('image/')) return probeImage(type, source, limits);
   if (isTimed(type)) return probeTimed(type, source, limits);
   return { ok: true, facts: {} };
 }
