@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { openPatch, request, tus, metadata } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
-import { JPEG, MP4, PNG, TEXT } from './samples.js';
+import { flacHeader, JPEG, MP4, PNG, TEXT } from './samples.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest();
 
@@ -213,6 +213,20 @@ describe('tus endpoint /files/', () => {
       expect(expires).to.be.greaterThan(Date.now());
       await client.patch(location, 10, TEXT.subarray(10));
       expect((await client.head(location)).headers['upload-expires']).to.equal(undefined);
+    });
+
+    it('gives every answer its reason phrase in the status line', async () => {
+      const created = await client.create(TEXT.length);
+      expect([created.status, created.statusMessage]).to.deep.equal([201, 'Created']);
+      const location = created.headers.location!;
+      const head = await client.head(location);
+      expect([head.status, head.statusMessage]).to.deep.equal([200, 'OK']);
+      const conflict = await client.patch(location, 10, TEXT.subarray(10));
+      expect([conflict.status, conflict.statusMessage]).to.deep.equal([409, 'Conflict']);
+      const { patched: refused } = await createAndUpload(PNG, { filetype: 'text/plain' });
+      expect([refused.status, refused.statusMessage]).to.deep.equal([415, 'Unsupported Media Type']);
+      const options = await request(`${server.url}/files/`, { method: 'OPTIONS' });
+      expect([options.status, options.statusMessage]).to.deep.equal([204, 'No Content']);
     });
 
     it('takes an upload URL with a query string as the upload it names', async () => {
@@ -465,6 +479,24 @@ describe('tus endpoint /files/', () => {
         const c = tus(wild.url, await wild.token('bob'));
         expect((await c.create(10, { filetype: 'image/heic' })).status).to.equal(201);
         expect((await c.create(10, { filetype: 'video/mp4' })).status).to.equal(415);
+        // A wildcard allows types; declared, it names no file.
+        expect((await c.create(10, { filetype: 'image/*' })).status).to.equal(415);
+      } finally {
+        await wild.close();
+      }
+    });
+
+    it('completes a file declared by another name of its format under a wildcard (audio/x-flac for FLAC)', async () => {
+      const wild = await startServer({ ALLOWED_MIME_TYPES: ['audio/*'] });
+      try {
+        const c = tus(wild.url, await wild.token('bob'));
+        const flac = flacHeader();
+        const created = await c.create(flac.length, { filetype: 'audio/x-flac' });
+        expect(created.status).to.equal(201);
+        const done = await c.patch(created.headers.location!, 0, flac);
+        expect(done.status, done.text).to.equal(204);
+        const info = JSON.parse((await request(`${created.headers.location}/info`)).text);
+        expect(info).to.include({ verified_type: 'audio/flac' });
       } finally {
         await wild.close();
       }

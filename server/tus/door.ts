@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Server as TusServer } from '@tus/server';
 import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { isAllowedOrigin } from '../ops/cors.js';
@@ -30,8 +30,9 @@ function mergeContextHeaders(request: Request, res: ServerResponse, context: Req
   (res as unknown as { writeHead: (...args: unknown[]) => ServerResponse }).writeHead = (...args: unknown[]) => {
     // The request log line is written on 'finish'; the upload a creation made is known by now.
     if (context.uploadId) request.uploadId = context.uploadId;
-    // Node knows no reason phrase for 460; tus clients and tusd call it this.
-    if (args[0] === 460 && !args[1]) args[1] = 'Checksum Mismatch';
+    // @tus/server's answers come with an empty reason phrase; Node's is given instead, and for 460,
+    // which Node does not know, the one tus clients and tusd use.
+    if (args[1] === '' || args[1] === undefined) args[1] = args[0] === 460 ? 'Checksum Mismatch' : STATUS_CODES[args[0] as number];
     const extra = Object.entries(context.responseHeaders);
     const raw = args.find((arg): arg is string[] => Array.isArray(arg));
     if (raw) {

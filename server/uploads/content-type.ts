@@ -19,7 +19,14 @@ const SAME_FORMAT = [
   ['audio/mpeg', 'audio/mp3'],
   ['video/quicktime', 'video/mov'],
   ['image/jpeg', 'image/jpg'],
+  ['audio/flac', 'audio/x-flac'],
+  ['audio/aiff', 'audio/x-aiff'],
+  ['audio/aac', 'audio/x-aac'],
+  ['video/mp4', 'video/x-m4v'],
 ];
+
+/** The names of `base`'s format: itself and its other names. */
+const namesOf = (base: string): readonly string[] => SAME_FORMAT.find((group) => group.includes(base)) ?? [base];
 
 /** The allowed list with the other names of each format in it. */
 export function withOtherNames(allowed: readonly string[]): string[] {
@@ -31,7 +38,9 @@ export function withOtherNames(allowed: readonly string[]): string[] {
 /** Whether `type` (or another name of its format) is allowed by a list of `type/subtype` or `type/*` entries. */
 export function isAllowedType(type: string, allowed: readonly string[]): boolean {
   const base = baseType(type);
-  const names = SAME_FORMAT.find((group) => group.includes(base)) ?? [base];
+  // A wildcard names no type of file; it only allows them.
+  if (base.includes('*')) return false;
+  const names = namesOf(base);
   return allowed.some((entry) => {
     const pattern = entry.toLowerCase();
     return pattern.endsWith('/*') ? base.startsWith(pattern.slice(0, -1)) : names.includes(pattern);
@@ -98,6 +107,6 @@ export async function checkContent(declared: string, head: Buffer): Promise<Cont
     return { ok: false, detected: detectedMime };
   }
   if (!detectedMime) return { ok: false, detected: undefined };
-  const accepted = ACCEPTED_DETECTIONS[base] ?? [base];
+  const accepted = namesOf(base).flatMap((name) => ACCEPTED_DETECTIONS[name] ?? [name]);
   return accepted.includes(detectedMime) ? { ok: true, verifiedType: detectedMime } : { ok: false, detected: detectedMime };
 }
