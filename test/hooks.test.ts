@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { verifySignature } from '../server/hooks/signature.js';
 import { request, tus } from './helpers/http.js';
 import { spawnServer } from './helpers/process.js';
 import { makeDataDir, signToken, startServer, type TestServer } from './helpers/server.js';
+import { legacyClient, sha256 as legacySha256 } from './legacy-client.js';
 import { PNG, TEXT } from './samples.js';
 
 const SECRET = 'hooks-test-secret-0123456789';
@@ -115,6 +117,40 @@ describe('event hooks', function () {
       await receiver.waitFor(() => receiver.acknowledged('upload.created').some((d) => d.data.id === session));
       expect(receiver.acknowledged('upload.created').find((d) => d.data.id === session)!.data).to.include({ origin: 'legacy', owner: 'bob' });
     });
+
+    it('sends the events of files only: none for a concatenation\'s parts, none for a legacy hash retried', async () => {
+      const token = await server.token('carol');
+      const ofCarol = (type: string) => receiver.acknowledged(type).filter((d) => d.data.owner === 'carol');
+      const parts: string[] = [];
+      for (const half of [TEXT.subarray(0, 100), TEXT.subarray(100)]) {
+        const part = await request(`${server.url}/files/`, {
+          method: 'POST',
+          headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, 'Upload-Length': half.length, 'Upload-Concat': 'partial', 'Content-Type': 'application/offset+octet-stream' },
+          body: half,
+        });
+        expect(part.status).to.equal(201);
+        parts.push(new URL(part.headers.location!, server.url).pathname);
+      }
+      const final = await request(`${server.url}/files/`, {
+        method: 'POST',
+        headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, 'Upload-Concat': `final;${parts.join(' ')}`, 'Upload-Metadata': `filetype ${Buffer.from('text/plain').toString('base64')}` },
+      });
+      expect(final.status, final.text).to.equal(201);
+      const finalId = final.headers.location!.split('/').pop();
+
+      const legacy = legacyClient(server.url, token);
+      const data = Buffer.from('legacy bytes');
+      const session = (await legacy.initiate({ filename: 'l.txt', file_size: data.length, mime_type: 'text/plain', chunk_size: 1024 })).json.session_id as string;
+      expect((await legacy.chunk(session, 0, data, { hash: true })).status).to.equal(200);
+      expect((await legacy.complete(session, { session_id: session, file_hash: 'c'.repeat(64) })).status).to.equal(400);
+      expect((await legacy.complete(session, { session_id: session, file_hash: legacySha256(data) })).status).to.equal(200);
+
+      await receiver.waitFor(() => ofCarol('upload.completed').length >= 2);
+      await sleep(300);
+      expect(ofCarol('upload.created').map((d) => d.data.id)).to.have.members([finalId, session]);
+      expect(ofCarol('upload.completed').map((d) => d.data.id)).to.have.members([finalId, session]);
+      expect(ofCarol('upload.failed')).to.deep.equal([]);
+    });
   });
 
   it('retries a receiver that fails with backoff, keeping the event id, until acknowledged', async () => {
@@ -194,6 +230,22 @@ describe('event hooks', function () {
         expect(legacy.status).to.equal(403);
         expect(legacy.text).to.include('uploads are closed on Sundays');
 
+        // A partial upload of a concatenation is asked about too, and says it is one.
+        mode = 'allow';
+        const partial = await request(`${server.url}/files/`, {
+          method: 'POST',
+          headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${await server.token('alice')}`, 'Upload-Length': 5, 'Upload-Concat': 'partial' },
+        });
+        expect(partial.status).to.equal(201);
+        expect(seen.at(-1)!.data).to.deep.include({ owner: 'alice', partial: true });
+        expect(seen[0]!.data).to.deep.include({ partial: false });
+        mode = 'refuse';
+        const refusedPart = await request(`${server.url}/files/`, {
+          method: 'POST',
+          headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${await server.token('alice')}`, 'Upload-Length': 5, 'Upload-Concat': 'partial' },
+        });
+        expect(refusedPart.status).to.equal(403);
+
         mode = 'slow';
         const away = await client.create(TEXT.length);
         expect(away.status).to.equal(503);
@@ -202,6 +254,43 @@ describe('event hooks', function () {
       } finally {
         await server.close();
         await open.close();
+        receiver.closeAllConnections();
+        await new Promise<void>((resolve) => receiver.close(() => resolve()));
+      }
+    });
+
+    it('creates nothing for a client that goes away while the hook decides (tus and legacy)', async () => {
+      const receiver = http.createServer((req, res) => {
+        req.resume();
+        req.on('end', () => setTimeout(() => res.writeHead(204).end(), 600));
+      });
+      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/pre`;
+      const server = await startServer({ HOOKS_PRE_CREATE_URL: url, HOOKS_SECRET: SECRET, HOOKS_TIMEOUT_MS: 3000, MAX_ACTIVE_UPLOADS_PER_USER: 1 });
+      try {
+        const token = await server.token('alice');
+        /** Sends a creation and closes the connection before the hook has answered. */
+        const abandon = (path: string, headers: Record<string, string | number>, body = '') =>
+          new Promise<void>((resolve) => {
+            const req = http.request(`${server.url}${path}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, ...headers } });
+            req.on('error', () => resolve());
+            req.end(body);
+            setTimeout(() => {
+              req.destroy();
+              resolve();
+            }, 200);
+          });
+        await abandon('/files/', { 'Tus-Resumable': '1.0.0', 'Upload-Length': TEXT.length, 'Upload-Metadata': `filetype ${Buffer.from('text/plain').toString('base64')}` });
+        const initiate = JSON.stringify({ filename: 'a.txt', file_size: 10, mime_type: 'text/plain' });
+        await abandon('/api/v1/upload/initiate', { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(initiate) }, initiate);
+        await sleep(1000);
+        // Neither holds the user's one slot for incomplete uploads.
+        const client = tus(server.url, token);
+        const kept = await client.create(TEXT.length, { filetype: 'text/plain' });
+        expect(kept.status, kept.text).to.equal(201);
+        expect(await fs.readdir(path.join(server.dataDir, 'uploads'))).to.deep.equal([path.basename(kept.headers.location!)]);
+      } finally {
+        await server.close();
         receiver.closeAllConnections();
         await new Promise<void>((resolve) => receiver.close(() => resolve()));
       }

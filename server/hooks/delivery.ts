@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { UploadEvents } from '../uploads/events.js';
-import type { UploadRecord } from '../uploads/records.js';
+import type { FailureReason, UploadEvents } from '../uploads/events.js';
+import { isPartial, type UploadRecord } from '../uploads/records.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader } from './signature.js';
 
@@ -60,8 +60,14 @@ export class HookDelivery {
       }
       this.kick();
     };
-    events.on('created', (record) => add('upload.created', uploadData(record)));
-    events.on('completed', (record) =>
+    // Events are of files. A partial upload of a concatenation is not one (it is never served, and
+    // expires once its final upload has copied it); its final upload has events of its own.
+    const ofFile = <Args extends unknown[]>(listener: (record: UploadRecord, ...rest: Args) => void) =>
+      (record: UploadRecord, ...rest: Args) => {
+        if (!isPartial(record)) listener(record, ...rest);
+      };
+    events.on('created', ofFile((record) => add('upload.created', uploadData(record))));
+    events.on('completed', ofFile((record) =>
       add('upload.completed', {
         ...uploadData(record),
         verified_type: record.verifiedType ?? null,
@@ -71,10 +77,10 @@ export class HookDelivery {
         completed_at: record.completedAt ?? null,
         url: `/files/${record.id}`,
       }),
-    );
-    events.on('failed', (record, reason) => add('upload.failed', { ...uploadData(record), reason }));
-    events.on('terminated', (record) => add('upload.terminated', uploadData(record)));
-    events.on('expired', (record) => add('upload.expired', uploadData(record)));
+    ));
+    events.on('failed', ofFile((record, reason: FailureReason) => add('upload.failed', { ...uploadData(record), reason })));
+    events.on('terminated', ofFile((record) => add('upload.terminated', uploadData(record))));
+    events.on('expired', ofFile((record) => add('upload.expired', uploadData(record))));
   }
 
   /** Starts delivering; events left by an earlier run are all tried at once, whatever their backoff. */

@@ -6,6 +6,8 @@ export interface PreCreateRequest {
   origin: 'tus' | 'legacy';
   length: number | null;
   metadata: Record<string, string | null>;
+  /** A partial upload of a concatenation (no type of its own: its final upload is asked about too). */
+  partial: boolean;
 }
 
 export type PreCreateVerdict = { ok: true } | { ok: false; status: number; message: string };
@@ -29,7 +31,7 @@ export function preCreateHook(options: PreCreateOptions) {
       id,
       type: 'upload.pre-create',
       time: new Date().toISOString(),
-      data: { owner: request.user, origin: request.origin, length: request.length, metadata: request.metadata },
+      data: { owner: request.user, origin: request.origin, length: request.length, metadata: request.metadata, partial: request.partial },
     });
     let response: Response;
     let text = '';

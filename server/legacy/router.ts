@@ -67,7 +67,7 @@ export async function createLegacyApi(options: LegacyApiOptions): Promise<{ rout
     // A server configured for smaller chunks than the original's default hands out its own limit.
     const defaultChunkSize = Math.min(DEFAULT_CHUNK_SIZE, config.MAX_CHUNK_SIZE);
     const request = parseInitiate(await readJsonBody(req), { maxChunkSize: config.MAX_CHUNK_SIZE, defaultChunkSize });
-    const { session, expiresAt } = await service.initiate(user(req), String(req.id), request);
+    const { session, expiresAt } = await service.initiate(user(req), String(req.id), request, () => req.socket.destroyed);
     req.uploadId = session.session_id;
     res.json({
       session_id: session.session_id,

@@ -97,7 +97,8 @@ export class LegacyService {
     });
   }
 
-  async initiate(user: string, requestId: string, request: InitiateRequest) {
+  /** @param clientGone whether the client has closed its connection */
+  async initiate(user: string, requestId: string, request: InitiateRequest, clientGone?: () => boolean) {
     const { config, quota, store } = this.deps;
     if (request.file_size > config.MAX_FILE_SIZE) {
       throw new LegacyError(413, `File size ${request.file_size} exceeds maximum allowed size of ${config.MAX_FILE_SIZE} bytes`);
@@ -126,6 +127,7 @@ export class LegacyService {
         origin: 'legacy',
         length: request.file_size,
         metadata: { filename: request.filename, filetype: request.mime_type },
+        clientGone,
       },
       { allowedTypes: config.ALLOWED_MIME_TYPES, preCreate: this.deps.preCreate },
       quota,
@@ -194,16 +196,8 @@ export class LegacyService {
    * An expired (or vanished) upload touched by a client: the session becomes `cancelled`, as in
    * the original, and its upload and staged chunks are removed at once rather than at the sweep.
    */
-  private async expire(id: string): Promise<LegacyError> {
-    await withUploadLock(this.deps.locker, id, async () => {
-      await this.sessions.update(id, (session) => {
-        if (!session || !ACTIVE.includes(session.status)) return { result: undefined };
-        return { save: { ...session, status: 'cancelled' }, result: undefined };
-      });
-      await this.deps.store.remove(id).catch(() => undefined);
-      await this.staging.removeSession(id);
-    });
-    return new LegacyError(410, `Upload session ${id} has expired`);
+  private expire(id: string): Promise<LegacyError> {
+    return withUploadLock(this.deps.locker, id, () => this.expireLocked(id));
   }
 
   // ---- chunks --------------------------------------------------------------------------------

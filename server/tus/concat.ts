@@ -108,7 +108,7 @@ export class Concatenation {
     const metadata = metadataHeader ? Metadata.parse(metadataHeader) : undefined;
     const id = Uid.rand();
     const verdict = await admitUpload(
-      { user, uploadId: id, declaredType: declaredTypeOf(metadata), sha256: metadata?.sha256, length: size, metadata },
+      { user, uploadId: id, declaredType: declaredTypeOf(metadata), sha256: metadata?.sha256, length: size, metadata, clientGone: () => req.socket.destroyed },
       { allowedTypes: this.options.allowedTypes, preCreate: this.options.preCreate },
       quota,
     );

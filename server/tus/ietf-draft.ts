@@ -114,7 +114,7 @@ export function ietfDraft(options: CreationDeps) {
 
     const id = Uid.rand();
     const verdict = await admitUpload(
-      { user: context.user!, uploadId: id, declaredType: declaredTypeOf(metadata), sha256: metadata.sha256, length: size, metadata },
+      { user: context.user!, uploadId: id, declaredType: declaredTypeOf(metadata), sha256: metadata.sha256, length: size, metadata, clientGone: () => req.socket.destroyed },
       options,
       quota,
     );

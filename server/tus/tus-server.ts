@@ -6,7 +6,7 @@ import { STORAGE_FULL } from '../storage/file-store.js';
 import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
 import type { Quota } from '../uploads/quota.js';
-import { contextOfRequest } from '../uploads/request-context.js';
+import { contextOfRequest, nodeRequestOf } from '../uploads/request-context.js';
 import { declaredTypeOf, type VerifyingStore } from '../uploads/verifying-store.js';
 
 export interface TusServerOptions {
@@ -74,6 +74,7 @@ export function createTusServer(options: TusServerOptions): Server {
           partial: context.concat === 'partial',
           length: upload.size,
           metadata: upload.metadata,
+          clientGone: () => nodeRequestOf(req)?.socket.destroyed ?? false,
         },
         { allowedTypes: options.allowedTypes, preCreate: options.preCreate },
         options.quota,

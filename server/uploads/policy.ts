@@ -17,6 +17,8 @@ export interface CreationRequest {
   origin?: 'tus' | 'legacy';
   length?: number;
   metadata?: Record<string, string | null>;
+  /** Whether the client has closed its connection (it would never learn of the upload). */
+  clientGone?: () => boolean;
 }
 
 export interface PolicyLimits {
@@ -52,18 +54,22 @@ export async function admitUpload(request: CreationRequest, limits: PolicyLimits
   if (parseSha256(request.sha256) === 'invalid') {
     return { ok: false, error: { status_code: 400, body: 'Bad Request: metadata sha256 must be 64 hex digits or base64 of 32 bytes\n' } };
   }
-  if (limits.preCreate && !request.partial) {
+  if (limits.preCreate) {
     const answer = await limits.preCreate({
       user: request.user,
       origin: request.origin ?? 'tus',
       length: request.length ?? null,
       metadata: request.metadata ?? {},
+      partial: request.partial ?? false,
     });
     if (!answer.ok) {
       // The policy service away (503) is a moment's trouble: clients are told when to try again.
       const retryAfterSeconds = answer.status === 503 ? 1 : undefined;
       return { ok: false, error: { status_code: answer.status, body: `${answer.message}\n` }, retryAfterSeconds };
     }
+    // The hook may take seconds; an upload made for a client gone meanwhile would hold a slot with a
+    // URL nobody has.
+    if (request.clientGone?.()) return { ok: false, error: { status_code: 400, body: 'Bad Request: the client went away before the upload was created\n' } };
   }
   const admission = await quota.admit(request.user, request.uploadId);
   if (!admission.ok) {

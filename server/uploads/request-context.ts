@@ -39,8 +39,13 @@ export function attachContext(req: IncomingMessage, context: RequestContext): vo
  * srvx, which keeps the Node request it came from.
  */
 export function contextOfRequest(req: unknown): RequestContext | undefined {
-  const node = (req as { runtime?: { node?: { req?: IncomingMessage } } } | undefined)?.runtime?.node?.req;
+  const node = nodeRequestOf(req);
   return node && byRequest.get(node);
+}
+
+/** The Node request under the web request @tus/server hands its hooks. */
+export function nodeRequestOf(req: unknown): IncomingMessage | undefined {
+  return (req as { runtime?: { node?: { req?: IncomingMessage } } } | undefined)?.runtime?.node?.req;
 }
 
 /**

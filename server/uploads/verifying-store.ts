@@ -491,7 +491,8 @@ export class VerifyingStore extends DataStore {
     }
     if (expectedSha256 && expectedSha256 !== record.sha256) {
       if (keepOnHashMismatch) {
-        this.options.events.emit('failed', record, 'hash');
+        // The upload waits for another try: one attempt refused, not the upload.
+        this.options.events.emit('rejected', record, 'hash');
       } else {
         await this.discard(record, 'hash');
       }
