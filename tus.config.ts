@@ -53,7 +53,8 @@ const defaults = {
   HOOKS_MAX_AGE_SECONDS: 86_400,
   /** First retry delay of a failed delivery; it doubles with each attempt (with jitter), up to an hour. */
   HOOKS_RETRY_BASE_MS: 1000,
-  SHUTDOWN_GRACE_MS: 10_000,
+  /** Below the 10 s a container runtime waits after SIGTERM before it kills (docker stop). */
+  SHUTDOWN_GRACE_MS: 8_000,
   REQUEST_IDLE_TIMEOUT_MS: 60_000,
   LOG_LEVEL: 'info',
 };

@@ -12,6 +12,25 @@ const int = (min = 0, max = Number.MAX_SAFE_INTEGER) =>
       .min(min, `must be at least ${min}`)
       .max(max, `must be at most ${max}`),
   );
+/** Seconds, in plain decimal with an optional fraction. */
+const seconds = (message: string, min: number) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v),
+    z.number({ error: message }).min(min, message),
+  );
+/** Node's timers wait at most 2^31 - 1 ms; a longer wait would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A hundred years: expiry dates stay dates. */
+const MAX_LIFETIME_SECONDS = 100 * 365 * 86_400;
+/** A Redis URL that ioredis takes as it is: a redis:// or rediss:// scheme, a port, a numeric database. */
+const isRedisUrl = (value: string) => {
+  try {
+    const url = new URL(value);
+    return /^rediss?:$/.test(url.protocol) && url.hostname !== '' && /^\/?\d*$/.test(url.pathname);
+  } catch {
+    return false;
+  }
+};
 const list = z.preprocess(
   (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
   z.array(z.string()),
@@ -50,8 +69,8 @@ const schema = z.object({
   MAX_FILE_SIZE: int(1),
   MAX_CHUNK_SIZE: int(1),
   ALLOWED_MIME_TYPES: list.pipe(z.array(z.string().regex(mimePattern, 'must be type/subtype or type/*')).min(1)),
-  UPLOAD_EXPIRY_SECONDS: int(1),
-  SWEEP_INTERVAL_SECONDS: int(1),
+  UPLOAD_EXPIRY_SECONDS: int(1, MAX_LIFETIME_SECONDS),
+  SWEEP_INTERVAL_SECONDS: int(1, Math.floor(MAX_TIMER_MS / 1000)),
   MAX_ACTIVE_UPLOADS_PER_USER: int(1),
   UPLOADS_PER_HOUR_PER_USER: int(1),
   FILES_PUBLIC: bool,
@@ -63,20 +82,20 @@ const schema = z.object({
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   S3_FORCE_PATH_STYLE: bool,
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
+  REDIS_URL: z.string().refine(isRedisUrl, 'must be a redis:// or rediss:// URL: redis://[user:password@]host[:port][/db]').optional(),
   MAX_IMAGE_PIXELS: int(1),
-  MAX_MEDIA_DURATION_SECONDS: z.coerce.number().positive('must be a positive number of seconds').optional(),
-  MIN_MEDIA_DURATION_SECONDS: z.coerce.number().nonnegative('must be a number of seconds').optional(),
+  MAX_MEDIA_DURATION_SECONDS: seconds('must be a positive number of seconds', Number.MIN_VALUE).optional(),
+  MIN_MEDIA_DURATION_SECONDS: seconds('must be a number of seconds', 0).optional(),
   HOOKS_URL: httpUrl().optional(),
   HOOKS_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   HOOKS_EVENTS: list.pipe(z.array(z.enum(['upload.created', 'upload.completed', 'upload.failed', 'upload.terminated', 'upload.expired']))),
   HOOKS_PRE_CREATE_URL: httpUrl().optional(),
-  HOOKS_TIMEOUT_MS: int(1),
+  HOOKS_TIMEOUT_MS: int(1, MAX_TIMER_MS),
   HOOKS_PRE_CREATE_FAIL_OPEN: bool,
-  HOOKS_MAX_AGE_SECONDS: int(1),
-  HOOKS_RETRY_BASE_MS: int(1),
-  SHUTDOWN_GRACE_MS: int(0),
-  REQUEST_IDLE_TIMEOUT_MS: int(1000),
+  HOOKS_MAX_AGE_SECONDS: int(1, MAX_LIFETIME_SECONDS),
+  HOOKS_RETRY_BASE_MS: int(1, MAX_TIMER_MS),
+  SHUTDOWN_GRACE_MS: int(0, MAX_TIMER_MS),
+  REQUEST_IDLE_TIMEOUT_MS: int(1000, MAX_TIMER_MS),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   NODE_ENV: z.string().optional(),
 });

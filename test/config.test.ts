@@ -8,6 +8,7 @@ import { exportSPKI, generateKeyPair } from 'jose';
 import { ConfigError, loadConfig } from '../server/config.js';
 import { LEGACY_MIME_TYPES } from '../tus.config.js';
 import { request, tus } from './helpers/http.js';
+import { startRedis } from './helpers/redis.js';
 import { makeDataDir } from './helpers/server.js';
 import { freePort, runServer, type RunningServer } from './helpers/spawn.js';
 import { TEXT } from './samples.js';
@@ -145,6 +146,24 @@ describe('config: loadConfig', () => {
     expectRefused({ MAX_FILE_SIZE: '0x10' }, 'MAX_FILE_SIZE');
     expectRefused({ MAX_FILE_SIZE: '1e3' }, 'MAX_FILE_SIZE');
     expectRefused({ PORT: ' ' }, 'PORT');
+    expectRefused({ MAX_MEDIA_DURATION_SECONDS: '0x10' }, 'MAX_MEDIA_DURATION_SECONDS');
+    expectRefused({ MIN_MEDIA_DURATION_SECONDS: ' ' }, 'MIN_MEDIA_DURATION_SECONDS');
+    expect(loadConfig({ MAX_MEDIA_DURATION_SECONDS: '2.5' }).MAX_MEDIA_DURATION_SECONDS).to.equal(2.5);
+  });
+
+  it('refuses times longer than a timer can wait (it would fire at once) or a date can hold', () => {
+    for (const name of ['SHUTDOWN_GRACE_MS', 'HOOKS_TIMEOUT_MS', 'HOOKS_RETRY_BASE_MS', 'REQUEST_IDLE_TIMEOUT_MS']) {
+      expectRefused({ [name]: '3000000000' }, name);
+      expect(loadConfig({ [name]: '2147483647' })[name as 'SHUTDOWN_GRACE_MS']).to.equal(2147483647);
+    }
+    expectRefused({ SWEEP_INTERVAL_SECONDS: '3000000' }, 'SWEEP_INTERVAL_SECONDS');
+    expectRefused({ UPLOAD_EXPIRY_SECONDS: '9007199254740991' }, 'UPLOAD_EXPIRY_SECONDS');
+    expectRefused({ HOOKS_MAX_AGE_SECONDS: '9007199254740991' }, 'HOOKS_MAX_AGE_SECONDS');
+  });
+
+  it('takes REDIS_URL only as a URL ioredis reads as written: a port, a numeric database', () => {
+    for (const url of ['redis://127.0.0.1:abc', 'redis://127.0.0.1:99999', 'redis://127.0.0.1:6379/x', 'redis://', 'http://cache:6379']) expectRefused({ REDIS_URL: url }, 'REDIS_URL');
+    for (const url of ['redis://127.0.0.1:6379', 'rediss://user:pw@cache.example:6380/2', 'redis://cache/']) expect(loadConfig({ REDIS_URL: url }).REDIS_URL).to.equal(url);
   });
 
   it('needs S3_BUCKET with STORAGE=s3, and both S3 keys or neither', () => {
@@ -221,6 +240,26 @@ describe('config: the real process', function () {
       }
     } finally {
       busy.close();
+    }
+  });
+
+  it('stops with one line naming REDIS_URL when Redis cannot be reached, or has no such database', async () => {
+    const secret = { JWT_SECRET: 'a-secret-of-sufficient-length' };
+    const redis = await startRedis();
+    try {
+      const cases: Array<[string, RegExp]> = [
+        [`redis://127.0.0.1:${await freePort()}`, /^tusgate: REDIS_URL: Redis at 127\.0\.0\.1:\d+ cannot be used/],
+        [`${redis.url}/99`, /^tusgate: REDIS_URL: .*database 99.*out of range/],
+      ];
+      for (const [url, named] of cases) {
+        const proc = run({ ...secret, PORT: String(await freePort()), DATA_DIR: dataDir, REDIS_URL: url });
+        expect(await exitCode(proc)).to.not.equal(0);
+        const lines = stderrLines(proc);
+        expect(lines, proc.stderr()).to.have.length(1);
+        expect(lines[0]).to.match(named);
+      }
+    } finally {
+      await redis.stop();
     }
   });
 

@@ -79,6 +79,9 @@ describe('ops: GET /ready', () => {
       const gone = await request(`${server.url}/ready`);
       expect(gone.status, 'directory removed').to.equal(503);
       expect(JSON.parse(gone.text)).to.include({ status: 'not ready' });
+      // What is wrong, without the server's path (the route needs no token).
+      expect(JSON.parse(gone.text).checks).to.deep.equal({ storage: 'not writable: ENOENT' });
+      expect(gone.text).not.to.include(dataDir);
 
       await fs.writeFile(dataDir, 'not a directory');
       const file = await request(`${server.url}/ready`);

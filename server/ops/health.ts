@@ -38,7 +38,8 @@ export function healthRouter(options: HealthOptions): Router {
       checks.storage = 'ok';
     } catch (error) {
       ready = false;
-      checks.storage = `not writable: ${(error as Error).message}`;
+      // The error's code says what is wrong; its message would show the server's path to anyone.
+      checks.storage = `not writable: ${(error as NodeJS.ErrnoException).code ?? 'error'}`;
     }
     for (const [name, check] of Object.entries(options.readinessChecks ?? {})) {
       try {

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { ConfigError } from '../config.js';
 
 /**
  * A connection that fails fast instead of queueing: while Redis is away every command rejects at
@@ -26,6 +27,15 @@ export async function connectRedis(url: string, logger: Logger, commandTimeoutMs
     if (down) logger.info('redis connection is back');
     down = false;
   });
-  await redis.connect();
+  const { hostname, port, pathname } = new URL(url);
+  const db = pathname.slice(1);
+  try {
+    await redis.connect();
+    // ioredis goes on in database 0 when the one asked for does not exist; tusgate must not.
+    if (db) await redis.select(Number(db));
+  } catch (error) {
+    redis.disconnect();
+    throw new ConfigError(`REDIS_URL: Redis at ${hostname}:${port || 6379}${db ? ` (database ${db})` : ''} cannot be used: ${(error as Error).message}`);
+  }
   return redis;
 }
