@@ -55,6 +55,18 @@ function parseSize(text: string): number {
 
 class UsageError extends Error {}
 
+/** The tus endpoint (--endpoint or TUSGATE_ENDPOINT): an http(s) URL. */
+function parseEndpoint(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--endpoint: not a URL: ${text}`);
+  }
+  if (!/^https?:$/.test(url.protocol)) throw new UsageError(`--endpoint: not an http:// or https:// URL: ${text}`);
+  return url.href;
+}
+
 /** Pauses between retries: the whole schedule (39 s) outlasts a server restart or a short outage. */
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000];
 
@@ -259,6 +271,9 @@ async function uploadFile(file: string, settings: UploadSettings, current: { upl
       urlStorage: settings.urlStorage,
       storeFingerprintForResuming: true,
       removeFingerprintOnSuccess: true,
+      // By content, not path and modification time: a file rewritten with other bytes of the same size
+      // within the same second starts a new upload instead of resuming the old one (460 at the end).
+      fingerprint: async () => ['tusgate', sha256, stat.size, settings.endpoint].join('-'),
       // 4xx answers other than 409/423 are final; tus-js-client retries the rest.
       retryDelays: settings.retryDelays,
       onAfterResponse(request, response) {
@@ -340,7 +355,6 @@ function legacyDetail(text: string): string {
 function explainLegacy(error: LegacyHttpError): string {
   switch (error.status) {
     case 401:
-    case 403:
       return `the server refused the token; pass a valid one with --token or TUSGATE_TOKEN (${error.message})`;
     case 404:
       return `the server does not know this upload or path; is --endpoint a tusgate with the legacy API? (${error.message})`;
@@ -605,7 +619,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0) throw new UsageError('no FILE given');
 
-  const endpoint = new URL(values.endpoint ?? process.env.TUSGATE_ENDPOINT ?? 'http://127.0.0.1:1080/files/').href;
+  const endpoint = parseEndpoint(values.endpoint ?? process.env.TUSGATE_ENDPOINT ?? 'http://127.0.0.1:1080/files/');
   const statePath = path.resolve(values.state ?? process.env.TUSGATE_STATE ?? path.join(os.homedir(), '.tusgate', 'uploads.json'));
   await fs.promises.mkdir(path.dirname(statePath), { recursive: true });
   const token = await resolveToken(endpoint, values.token);

@@ -156,6 +156,37 @@ describe('command-line uploader (npm run upload)', function () {
     expect(served.equals(bytes)).to.equal(true);
   });
 
+  it('starts over, rather than resume, when the file was rewritten with other bytes of the same size and time', async () => {
+    const before = randomText(8 * 1024 * 1024);
+    const file = path.join(dir, 'rewritten.txt');
+    await fs.writeFile(file, before);
+    const { mtime } = await fs.stat(file);
+    const args = [file, '--endpoint', endpoint(), '--token', token, '--state', state(), '--chunk-size', '64k'];
+    const first = runCli(args, { home: dir });
+    const url = await waitFor(() => /created (http\S+)/.exec(first.stderr())?.[1], `the upload's creation\n${first.stderr()}`);
+    process.kill(first.pid, 'SIGKILL');
+    await first.exited;
+
+    const after = randomText(before.length);
+    await fs.writeFile(file, after);
+    await fs.utimes(file, mtime, mtime);
+    const second = runCli(args, { home: dir });
+    const { code } = await second.exited;
+    expect(code, second.stderr()).to.equal(0);
+    expect(second.stderr()).to.not.include('resuming');
+    const result = parseResult(second.stdout());
+    expect(result.url).to.not.equal(url);
+    expect(result.sha256).to.equal(sha256(after));
+  });
+
+  it('exits 2 (a usage error) for an --endpoint that is not an http(s) URL', async () => {
+    for (const endpointArg of ['notaurl', 'ftp://127.0.0.1/files/']) {
+      const run = runCli(['x.txt', '--endpoint', endpointArg, '--token', token, '--state', state()], { home: dir });
+      expect((await run.exited).code, endpointArg).to.equal(2);
+      expect(run.stderr()).to.include('--endpoint');
+    }
+  });
+
   it('on Ctrl-C (SIGINT) stops, says how to continue, exits 130, and the next run continues', async () => {
     const bytes = randomText(16 * 1024 * 1024);
     const file = path.join(dir, 'interrupted.txt');
