@@ -1048,6 +1048,9 @@ describe('legacy /api/v1 facade', () => {
       expect((await client.initiate({ filename: 'a', file_size: 10, mime_type: 'image/anything' })).status).to.equal(200);
       expect((await client.initiate({ filename: 'a', file_size: 10, mime_type: 'video/mp4' })).status).to.equal(400);
       expect((await client.initiate({ filename: 'a', file_size: 10, mime_type: 'IMAGE/png' })).status).to.equal(400);
+      // A wildcard allows types; as a file's type it names none.
+      const wildcard = await client.initiate({ filename: 'a', file_size: 10, mime_type: 'image/*' });
+      expect([wildcard.status, wildcard.json.detail]).to.deep.equal([400, 'MIME type image/* is not allowed']);
       expect((await client.initiate({ filename: 'a', file_size: 1001, mime_type: 'text/plain' })).status).to.equal(413);
       const big = await client.initiate({ filename: 'a', file_size: 1000, chunk_size: 101, mime_type: 'text/plain' });
       expect(big.status).to.equal(422);

@@ -93,7 +93,7 @@ export class LegacyService {
   private mimeAllowed(type: string): boolean {
     return this.deps.config.ALLOWED_MIME_TYPES.some((entry) => {
       if (!entry.endsWith('/*')) return entry === type;
-      return type.startsWith(entry.slice(0, -1)) && /^[^\s;/]+\/[^\s;/]+$/.test(type);
+      return type.startsWith(entry.slice(0, -1)) && /^[^\s;/*]+\/[^\s;/*]+$/.test(type);
     });
   }
 
