@@ -313,4 +313,24 @@ describe('UploadRecords over a journal: the records the expiry sweep reads', () 
       await fs.rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('never caches what a read found while a change of the same record was being written', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tusgate-records-'));
+    const journal = new Journal<UploadRecord>(path.join(dir, 'journal.jsonl'));
+    const records = new UploadRecords(journal, 100);
+    try {
+      await records.init();
+      await records.set(record('a', 'uploading'));
+      // A read that starts while the delete is written misses the cache and finds the record still
+      // in the journal...
+      const deleting = records.delete('a');
+      const during = records.get('a');
+      await Promise.all([deleting, during]);
+      // ...but once the delete is done, the record is gone, also for the cache.
+      expect(await records.get('a')).to.equal(undefined);
+    } finally {
+      await journal.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
 });

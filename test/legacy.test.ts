@@ -529,6 +529,45 @@ describe('legacy /api/v1 facade', () => {
       expect(cancelled.status).to.equal(400);
       expect(cancelled.json).to.deep.equal({ detail: `Upload session ${other} is not active (status: cancelled)` });
     });
+
+    it('answers chunks that were streaming when the session was cancelled "not active", never "expired"', async () => {
+      const chunkSize = 256 * 1024;
+      const token = await server.token('alice');
+      /** Sends chunk `n` in 32 KiB pieces, 10 ms apart; resolves with the status and detail. */
+      const slowChunk = (id: string, n: number) =>
+        new Promise<{ status: number; detail: string }>((resolve, reject) => {
+          const form = multipart([{ name: 'file', value: textOf(chunkSize, String(n)), filename: 'blob', contentType: 'application/octet-stream' }]);
+          const req = http.request(`${server.url}/api/v1/upload/${id}/chunk/${n}`, {
+            method: 'POST',
+            headers: { Authorization: `Bearer ${token}`, 'Content-Type': form.contentType, 'Content-Length': form.body.length },
+          });
+          req.on('response', (res) => {
+            let text = '';
+            res.on('data', (piece: Buffer) => (text += piece));
+            res.on('end', () => resolve({ status: res.statusCode!, detail: String(JSON.parse(text).detail ?? JSON.parse(text).status) }));
+          });
+          req.on('error', reject);
+          void (async () => {
+            for (let at = 0; at < form.body.length; at += 32 * 1024) {
+              req.write(form.body.subarray(at, at + 32 * 1024));
+              await sleep(10);
+            }
+            req.end();
+          })();
+        });
+      const answers: Array<{ status: number; detail: string }> = [];
+      for (let round = 0; round < 20; round++) {
+        const id = await initiate(6 * chunkSize, chunkSize);
+        expect((await alice.chunk(id, 0, textOf(chunkSize))).status).to.equal(200);
+        const streaming = [1, 2, 3, 4, 5].map((n) => slowChunk(id, n));
+        await sleep(20 + Math.random() * 80);
+        expect((await alice.cancel(id)).status).to.equal(200);
+        answers.push(...(await Promise.all(streaming)));
+        expect((await alice.status(id)).json.status).to.equal('cancelled');
+      }
+      const wrong = answers.filter(({ status, detail }) => status !== 200 && !(status === 400 && /is not active \(status: cancelled\)/.test(detail)));
+      expect(wrong).to.deep.equal([]);
+    });
   });
 
   describe('§5.3 POST /api/v1/upload/{id}/complete', () => {

@@ -127,6 +127,21 @@ describe('tus 1.0.0 › Protocol Extensions › Concatenation', () => {
     expect((await request(again.headers.location!)).body.equals(PNG)).to.equal(true);
   });
 
+  it('answers 404 (never 500) to a final whose part is deleted while the final is created', async () => {
+    const statuses: number[] = [];
+    for (let round = 0; round < 30; round++) {
+      const part = await partial(PNG);
+      const deleted = client.delete(part);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 3));
+      const built = await final([part]);
+      expect((await deleted).status).to.equal(204);
+      statuses.push(built.status);
+      if (built.status === 201) expect((await request(built.headers.location!)).body.equals(PNG)).to.equal(true);
+      else expect(built.text).to.match(/^Not Found: partial upload .* does not exist/);
+    }
+    expect(statuses.filter((status) => status !== 201 && status !== 404), statuses.join(',')).to.deep.equal([]);
+  });
+
   it("answers another user's partial upload exactly like a missing one (404), and creates nothing", async () => {
     const bob = tus(server.url, await server.token('bob'));
     const mine = await partial(PNG);

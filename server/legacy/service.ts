@@ -360,9 +360,16 @@ export class LegacyService {
 
   /** `expire` for a caller that already holds the upload's lock. */
   private async expireLocked(id: string): Promise<LegacyError> {
-    await this.sessions.update(id, (session) =>
-      session && ACTIVE.includes(session.status) ? { save: { ...session, status: 'cancelled' }, result: undefined } : { result: undefined },
-    );
+    const ended = await this.sessions.update(id, (session) => {
+      if (!session) return { result: undefined };
+      // Cancelled (or finished) while the request ran: that, not an expiry, is why its upload is gone.
+      if (!ACTIVE.includes(session.status)) return { result: this.notActive(session) };
+      return { save: { ...session, status: 'cancelled' }, result: undefined };
+    });
+    if (ended) {
+      await this.staging.removeSession(id);
+      return ended;
+    }
     await this.deps.store.remove(id).catch(() => undefined);
     await this.staging.removeSession(id);
     return new LegacyError(410, `Upload session ${id} has expired`);

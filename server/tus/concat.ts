@@ -120,6 +120,11 @@ export class Concatenation {
     try {
       // The parts' locks keep a DELETE of a part from cutting the copy short.
       await withLocks(store.contexts.lockerFor(locker, context), [id, ...parts.map((part) => part.id)], async () => {
+        // Looked at again under their locks: a part deleted (or expired) since is not copied.
+        for (const [index, part] of parts.entries()) {
+          const current = await store.records.get(part.id);
+          if (!current || store.isExpired(current)) throw { status_code: 404, body: `Not Found: partial upload ${urls[index]} does not exist` };
+        }
         await store.create(new Upload({ id, size, offset: 0, metadata }));
         const copied = await store.write(concatenated(store, parts), id, 0);
         if (copied !== size) throw new Error(`final upload ${id}: ${copied} of ${size} bytes copied from its parts`);

@@ -84,6 +84,11 @@ export interface RecordStore {
  */
 export class UploadRecords implements RecordStore {
   private readonly cache = new Map<string, UploadRecord>();
+  /**
+   * Counts finished writes. A read from the store that overlaps a write may return what was there
+   * before it, and must not put that in the cache after the write has put (or removed) its own.
+   */
+  private writes = 0;
   /** Ids of records that may expire; undefined when several processes write the records. */
   private readonly mayExpire: Set<string> | undefined;
 
@@ -115,13 +120,15 @@ export class UploadRecords implements RecordStore {
   async get(id: string): Promise<UploadRecord | undefined> {
     const cached = this.cache.get(id);
     if (cached) return { ...cached };
+    const writes = this.writes;
     const record = await this.docs.get(id);
-    if (record) this.remember(record);
+    if (record && writes === this.writes) this.remember(record);
     return record && { ...record };
   }
 
   async set(record: UploadRecord): Promise<void> {
     await this.docs.set(record.id, record);
+    this.writes++;
     this.remember({ ...record });
     this.track(record);
   }
@@ -129,6 +136,9 @@ export class UploadRecords implements RecordStore {
   async delete(id: string): Promise<void> {
     this.cache.delete(id);
     await this.docs.delete(id);
+    this.writes++;
+    // A read that ended while the delete was under way may have put the record back.
+    this.cache.delete(id);
     this.mayExpire?.delete(id);
   }
 
