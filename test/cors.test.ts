@@ -70,13 +70,14 @@ describe('CORS', () => {
       expect(String(refused.headers['access-control-expose-headers']).split(/\s*,\s*/)).to.include('WWW-Authenticate');
     });
 
-    it('allows the request id header tus-js-client adds, in a tus preflight', async () => {
+    it('allows the request id header tus-js-client adds, and the digest headers, in a tus preflight', async () => {
       const preflight = await request(`${server.url}/files/`, {
         method: 'OPTIONS',
         headers: { Origin: allowed, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'tus-resumable,upload-length,x-request-id' },
       });
       expect(preflight.status).to.equal(204);
-      expect(String(preflight.headers['access-control-allow-headers']).toLowerCase()).to.include('x-request-id');
+      const allowedHeaders = String(preflight.headers['access-control-allow-headers']).toLowerCase().split(/\s*,\s*/);
+      expect(allowedHeaders).to.include.members(['x-request-id', 'upload-checksum', 'repr-digest', 'content-digest']);
     });
 
     it('names no origin to a tus request from another origin, or from none', async () => {

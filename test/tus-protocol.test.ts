@@ -564,6 +564,14 @@ describe('tus endpoint /files/', () => {
       expect(text.patched.status).to.equal(415);
     });
 
+    it('takes UTF-8 text as text/plain even where it begins as a binary format\'s signature does', async () => {
+      for (const line of ['BMI values for 2024:\n22.5\n', 'ID3 tags hold the title\n', 'MZ was the DOS header\n', 'GIF89a and GIF87a are the two\n', 'fLaC is lossless\n']) {
+        const { location, patched } = await createAndUpload(Buffer.from(line.repeat(20)), { filetype: 'text/plain' });
+        expect(patched.status, line).to.equal(204);
+        expect((await request(location)).headers['content-type']).to.equal('text/plain; charset=utf-8');
+      }
+    });
+
     it('serves the verified type, not the declared spelling', async () => {
       const { location, patched } = await createAndUpload(MP4, { filetype: 'video/mp4' });
       expect(patched.status).to.equal(204);

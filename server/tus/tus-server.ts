@@ -23,6 +23,7 @@ export interface TusServerOptions {
 /** Headers tusgate adds that browsers may read from tus responses (beyond @tus/server's own, Upload-Concat among them). */
 export const TUSGATE_EXPOSED_HEADERS = [
   'Repr-Digest',
+  'Content-Digest',
   'Upload-Expires',
   'Retry-After',
   'X-Request-Id',
@@ -44,6 +45,7 @@ export const TUSGATE_ALLOWED_HEADERS = [
   'Upload-Draft-Interop-Version',
   'Content-Disposition',
   'Repr-Digest',
+  'Content-Digest',
   // tus-js-client's addRequestId.
   'X-Request-ID',
 ];

@@ -95,17 +95,17 @@ function looksLikeText(head: Buffer): boolean {
 
 /**
  * Checks the first bytes of an upload against its declared type (magic numbers via file-type).
- * Text types have no magic number: they pass when the bytes are UTF-8 without NUL bytes and no
- * binary format is detected. The verified type is what the bytes are, named as the detector names it.
+ * Text types have no magic number: they pass when the bytes are UTF-8 without NUL bytes. (Text may
+ * begin with what a binary format's signature is, "BMI values…" or "ID3 tags…"; a file of that
+ * format would have NUL or non-UTF-8 bytes in its head.) The verified type is what the bytes are,
+ * named as the detector names it.
  */
 export async function checkContent(declared: string, head: Buffer): Promise<ContentVerdict> {
   const base = baseType(declared);
+  if (base.startsWith('text/') && looksLikeText(head)) return { ok: true, verifiedType: `${base}; charset=utf-8` };
   const detected = head.length > 0 ? await fileTypeFromBuffer(head) : undefined;
   const detectedMime = detected ? baseType(detected.mime) : undefined;
-  if (base.startsWith('text/')) {
-    if (detectedMime === undefined && looksLikeText(head)) return { ok: true, verifiedType: `${base}; charset=utf-8` };
-    return { ok: false, detected: detectedMime };
-  }
+  if (base.startsWith('text/')) return { ok: false, detected: detectedMime };
   if (!detectedMime) return { ok: false, detected: undefined };
   const accepted = namesOf(base).flatMap((name) => ACCEPTED_DETECTIONS[name] ?? [name]);
   return accepted.includes(detectedMime) ? { ok: true, verifiedType: detectedMime } : { ok: false, detected: detectedMime };
