@@ -1,5 +1,5 @@
 import { Server, type ServerOptions } from '@tus/server';
-import type { Locker } from '@tus/utils';
+import { ERRORS, type Locker } from '@tus/utils';
 import type { Logger } from 'pino';
 import { RESUME_LATER } from '../redis/unavailable.js';
 import { STORAGE_FULL } from '../storage/file-store.js';
@@ -101,6 +101,10 @@ export function createTusServer(options: TusServerOptions): Server {
       // Shared state (or the policy hook) away: clients are told when to try again.
       if (known && error.status_code === 503 && context) context.responseHeaders['Retry-After'] ??= '1';
       if (known && error.status_code === 503 && req.method === 'HEAD') return RESUME_LATER;
+      // @tus/server's own words for a body cut off by its limit; tusgate's other 413s say which limit.
+      if (known && (error === ERRORS.ERR_SIZE_EXCEEDED || error === ERRORS.ERR_MAX_SIZE_EXCEEDED)) {
+        return { status_code: 413, body: `Request Entity Too Large: the body passes the upload's length or the maximum of ${options.maxFileSize} bytes\n` };
+      }
       if (known) return undefined;
       // A full disk anywhere on the way (records, metadata) is 507, not a server bug.
       if (full) return STORAGE_FULL;
