@@ -161,7 +161,8 @@ describe('command-line uploader (npm run upload)', function () {
     const file = path.join(dir, 'rewritten.txt');
     await fs.writeFile(file, before);
     const { mtime } = await fs.stat(file);
-    const args = [file, '--endpoint', endpoint(), '--token', token, '--state', state(), '--chunk-size', '64k'];
+    // A state file of its own: the killed run's entry stays in it (it names the old bytes).
+    const args = [file, '--endpoint', endpoint(), '--token', token, '--state', path.join(dir, 'rewritten-state.json'), '--chunk-size', '64k'];
     const first = runCli(args, { home: dir });
     const url = await waitFor(() => /created (http\S+)/.exec(first.stderr())?.[1], `the upload's creation\n${first.stderr()}`);
     process.kill(first.pid, 'SIGKILL');
