@@ -200,17 +200,56 @@ describe('IETF resumable uploads draft (Upload-Draft-Interop-Version)', () => {
         headers: { Authorization: `Bearer ${token}`, 'Upload-Draft-Interop-Version': 6, 'Content-Type': 'application/partial-upload', 'Upload-Offset': 0, 'Upload-Complete': '?1', 'Content-Length': file.length },
       });
       stalled.on('error', () => undefined);
-      stalled.on('response', (res) => res.resume());
+      const stalledAnswer = new Promise<{ status: number; text: string }>((resolve) =>
+        stalled.on('response', (res) => {
+          let text = '';
+          res.on('data', (piece: Buffer) => (text += piece));
+          res.on('end', () => resolve({ status: res.statusCode!, text }));
+        }),
+      );
       stalled.write(file.subarray(0, 40_000));
       for (let i = 0; i < 100 && (await server.tusgate.store.bytes.storedBytes(id)) < 40_000; i++) await new Promise((resolve) => setTimeout(resolve, 20));
       const started = Date.now();
       const head = await v6.head(location);
       expect(Date.now() - started).to.be.lessThan(5000);
       expect(head.headers['upload-offset']).to.equal('40000');
+      // The stopped append is told why, not that its lengths were inconsistent.
+      const stopped = await stalledAnswer;
+      expect(stopped.status).to.equal(400);
+      expect(JSON.parse(stopped.text)).to.include({ detail: 'the append was stopped at offset 40000: another request for the upload arrived' });
       stalled.destroy();
       const rest = await v6.append(location, 40_000, file.subarray(40_000), true);
       expect(rest.status, rest.text).to.equal(204);
       expect((await request(location)).body.equals(file)).to.equal(true);
+    });
+
+    it('does not complete an upload of unknown length where its last append was cut short, by another request or by the client', async () => {
+      for (const cut of ['another request', 'the client going away'] as const) {
+        const created = await v6.create(Buffer.alloc(0), false, png);
+        const location = created.headers.location!;
+        const id = location.split('/').pop()!;
+        // Upload-Complete: ?1 with a body of unknown length (chunked): the end of the body is the length.
+        const stalled = http.request(location, {
+          method: 'PATCH',
+          agent: false,
+          headers: { Authorization: `Bearer ${token}`, 'Upload-Draft-Interop-Version': 6, 'Content-Type': 'application/partial-upload', 'Upload-Offset': 0, 'Upload-Complete': '?1' },
+        });
+        stalled.on('error', () => undefined);
+        stalled.on('response', (res) => res.resume());
+        stalled.write(file.subarray(0, 40_000));
+        for (let i = 0; i < 100 && (await server.tusgate.store.bytes.storedBytes(id)) < 40_000; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+        if (cut === 'the client going away') {
+          stalled.destroy();
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        const head = await v6.head(location);
+        expect(head.headers['upload-offset'], cut).to.equal('40000');
+        expect(head.headers['upload-complete'], cut).to.equal('?0');
+        stalled.destroy();
+        const rest = await v6.append(location, 40_000, file.subarray(40_000), true);
+        expect(rest.status, rest.text).to.equal(204);
+        expect((await request(location)).body.equals(file)).to.equal(true);
+      }
     });
   });
 

@@ -38,6 +38,7 @@ const PARTIAL_UPLOAD = 'application/partial-upload';
 class Body {
   readonly stream: StreamLimiter;
   private overflow = false;
+  private interrupt = false;
 
   constructor(private readonly req: Request, room: number) {
     this.stream = new StreamLimiter(room);
@@ -48,6 +49,22 @@ class Body {
 
   get overflowed(): boolean {
     return this.overflow;
+  }
+
+  /** Whether the server ended the body early because another request asked for the upload. */
+  get interrupted(): boolean {
+    return this.interrupt;
+  }
+
+  /** Whether the whole body arrived (not cut short by the client going away, or by `yieldLock`). */
+  get arrived(): boolean {
+    return this.req.complete && !this.interrupt;
+  }
+
+  /** Ends the body where it is, for another request that asks for the upload's lock. */
+  yieldLock(): void {
+    if (!this.req.complete) this.interrupt = true;
+    this.stop();
   }
 
   stop(): void {
@@ -72,6 +89,12 @@ export function ietfDraft(options: CreationDeps) {
         throw new Problem(400, `the request carries more than the upload's ${size} bytes`, 'inconsistent-upload-length');
       }
       throw error;
+    }
+    // A body cut short completes nothing: where it ended is not where the client said the upload ends.
+    if (complete && !current.arrived) {
+      throw new Problem(400, current.interrupted
+        ? `the append was stopped at offset ${offsetAfter}: another request for the upload arrived`
+        : `the request ended at offset ${offsetAfter} before its body did`);
     }
     if (complete && size === undefined) await store.completeAtOffset(id);
     else if (complete && offsetAfter !== size) {
@@ -136,7 +159,7 @@ export function ietfDraft(options: CreationDeps) {
           informational(res, { Location: location, 'Upload-Draft-Interop-Version': String(draft.version), ...draft.limit(maxFileSize) });
           return append(req, id, 0, size, complete, body);
         },
-        () => body.current?.stop(),
+        () => body.current?.yieldLock(),
       );
     } catch (error) {
       if (!(await store.records.get(id))) await quota.release(context.user!, id);
@@ -225,7 +248,7 @@ export function ietfDraft(options: CreationDeps) {
         }
         return append(req, id, offset, size, complete, body);
       },
-      () => body.current?.stop(),
+      () => body.current?.yieldLock(),
     );
     const record = await store.records.get(id);
     // An append creates nothing: 204, as tusd answers it (the draft asks for a 2xx).
