@@ -29,7 +29,6 @@ export const INTEROP_VERSIONS = [3, 4, 5, 6, 7] as const;
 
 const PARTIAL_UPLOAD = 'application/partial-upload';
 
-
 /**
  * The request body on its way to the store, limited to `room` bytes. `stop()` ends it where it is,
  * so that the bytes received so far are kept: a newer request for the upload (the client resuming

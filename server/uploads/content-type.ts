@@ -30,9 +30,7 @@ const namesOf = (base: string): readonly string[] => SAME_FORMAT.find((group) =>
 
 /** The allowed list with the other names of each format in it. */
 export function withOtherNames(allowed: readonly string[]): string[] {
-  const names = new Set(allowed.map((entry) => entry.toLowerCase()));
-  for (const group of SAME_FORMAT) if (group.some((name) => names.has(name))) for (const name of group) names.add(name);
-  return [...names];
+  return [...new Set(allowed.flatMap((entry) => namesOf(entry.toLowerCase())))];
 }
 
 /** Whether `type` (or another name of its format) is allowed by a list of `type/subtype` or `type/*` entries. */
@@ -50,31 +48,23 @@ export function isAllowedType(type: string, allowed: readonly string[]): boolean
 /** The types detected for ISO base media files (MP4, MOV, M4A, 3GP): one container, read by its boxes. */
 export const ISO_MEDIA_TYPES: readonly string[] = ['video/mp4', 'audio/mp4', 'audio/x-m4a', 'video/x-m4v', 'video/quicktime', 'video/3gpp'];
 
-// Declared names (legacy spellings included) and the detected types that satisfy them. A container
-// can carry audio or video alone, so the audio and video names of one container accept each other.
+// Declared types and the detected types that satisfy them; another name of a format (SAME_FORMAT)
+// is looked up by its first name, and a type not listed is satisfied by itself. A container can
+// carry audio or video alone, so the audio and video names of one container accept each other.
 const OGG = ['audio/ogg', 'video/ogg', 'application/ogg', 'audio/opus'];
 const WEBM = ['video/webm', 'audio/webm', 'video/matroska'];
 const ACCEPTED_DETECTIONS: Record<string, readonly string[]> = {
   'video/mp4': ISO_MEDIA_TYPES,
   'audio/mp4': ISO_MEDIA_TYPES,
-  'audio/x-m4a': ISO_MEDIA_TYPES,
   'video/quicktime': ISO_MEDIA_TYPES,
-  'video/mov': ISO_MEDIA_TYPES,
   'video/webm': WEBM,
   'audio/webm': WEBM,
   'video/x-matroska': WEBM,
   'video/ogg': OGG,
   'audio/ogg': OGG,
   'audio/opus': OGG,
-  'audio/mp3': ['audio/mpeg'],
-  'audio/mpeg': ['audio/mpeg'],
-  'audio/wav': ['audio/wav'],
-  'audio/x-wav': ['audio/wav'],
-  'audio/wave': ['audio/wav'],
   'video/avi': ['video/vnd.avi'],
-  'video/x-msvideo': ['video/vnd.avi'],
   'audio/aac': ['audio/aac', 'audio/mp4', 'audio/x-m4a'],
-  'image/jpg': ['image/jpeg'],
 };
 
 export type ContentVerdict = { ok: true; verifiedType: string } | { ok: false; detected: string | undefined };
