@@ -175,6 +175,19 @@ describe('file serving: GET and HEAD /files/<id>', () => {
     expect(response.headers['content-range']).to.equal(`bytes */${BODY.length}`);
   });
 
+  it('an invalid range (bytes=5-2, its end before its start) is ignored: the whole file, 200 (RFC 9110 14.2)', async () => {
+    for (const range of ['bytes=5-2', 'bytes=0-3,5-2', `bytes=${BODY.length + 5}-${BODY.length + 2}`]) {
+      const response = await request(text.location, { headers: { Range: range } });
+      expect(response.status, range).to.equal(200);
+      expect(response.headers['content-range'], range).to.equal(undefined);
+      expect(response.body.equals(BODY), range).to.equal(true);
+    }
+    // Valid but past the end is still unsatisfiable.
+    const beyond = await request(text.location, { headers: { Range: `bytes=${BODY.length + 2}-${BODY.length + 5}` } });
+    expect(beyond.status).to.equal(416);
+    expect(beyond.headers['content-range']).to.equal(`bytes */${BODY.length}`);
+  });
+
   it('If-None-Match with the ETag → 304 without a body; another ETag → 200', async () => {
     const { etag } = (await request(text.location, { method: 'HEAD' })).headers;
     const notModified = await request(text.location, { headers: { 'If-None-Match': etag! } });

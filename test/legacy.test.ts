@@ -808,6 +808,10 @@ describe('legacy /api/v1 facade', () => {
       expect(range.body.equals(data.subarray(10, 20))).to.equal(true);
       const unsatisfiable = await request(`${server.url}${fileUrl}`, { headers: { Range: 'bytes=999999-' } });
       expect(unsatisfiable.status).to.equal(416);
+      // An invalid Range (its end before its start) is ignored.
+      const invalid = await request(`${server.url}${fileUrl}`, { headers: { Range: 'bytes=19-10' } });
+      expect(invalid.status).to.equal(200);
+      expect(invalid.body.equals(data)).to.equal(true);
       const cached = await request(`${server.url}${fileUrl}`, { headers: { 'If-None-Match': String(head.headers.etag) } });
       expect(cached.status).to.equal(304);
     });

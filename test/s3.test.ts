@@ -99,6 +99,10 @@ describe('STORAGE=s3 against a real Ceph radosgw', function () {
     const beyond = await request(url, { headers: { ...auth, Range: `bytes=${file.length}-` } });
     expect(beyond.status).to.equal(416);
     expect(beyond.headers['content-range']).to.equal(`bytes */${file.length}`);
+    // An invalid Range (its end before its start) is ignored: the whole object.
+    const invalid = await request(url, { headers: { ...auth, Range: 'bytes=5-2' } });
+    expect(invalid.status).to.equal(200);
+    expect(invalid.body.equals(file)).to.equal(true);
     const cached = await request(url, { headers: { ...auth, 'If-None-Match': whole.headers.etag! } });
     expect(cached.status).to.equal(304);
     const head = await request(url, { method: 'HEAD', headers: auth });

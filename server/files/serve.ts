@@ -62,21 +62,36 @@ export function sendUpload(req: Request, res: Response, store: VerifyingStore, r
 
 /**
  * Puts a request's Range in the terms RFC 9110 gives it where `send` and range-parser read it
- * otherwise: a suffix longer than the file is the whole file (range-parser refuses it), and an
- * If-Range with a weak validator never matches, so the Range is ignored (`send` matched it).
+ * otherwise: a suffix longer than the file is the whole file (range-parser refuses it), an
+ * If-Range with a weak validator never matches, so the Range is ignored (`send` matched it), and an
+ * invalid Range is ignored (range-parser calls `bytes=5-2` unsatisfiable, which is a 416).
  */
 function normalizeRange(req: Request, size: number): void {
   if (req.get('If-Range')?.trim().startsWith('W/')) {
     delete req.headers.range;
     return;
   }
-  const specs = /^\s*bytes\s*=(.*)$/i.exec(req.headers.range ?? '')?.[1];
-  if (specs === undefined || size === 0) return;
-  const clamped = specs.split(',').map((spec) => {
+  const specs = /^\s*bytes\s*=(.*)$/i.exec(req.headers.range ?? '')?.[1]?.split(',');
+  if (specs === undefined) return;
+  // RFC 9110 §14.1.1: a range whose last position is before its first is invalid, and so is the
+  // Range that holds it; §14.2 lets a server ignore such a Range, and the whole file (200) is what a
+  // client that sent a broken Range can still use. Checked before the size: invalid on an empty file too.
+  if (specs.some(endsBeforeStart)) {
+    delete req.headers.range;
+    return;
+  }
+  if (size === 0) return;
+  const clamped = specs.map((spec) => {
     const suffix = /^\s*-(\d+)\s*$/.exec(spec)?.[1];
     return suffix !== undefined && Number(suffix) > size ? `-${size}` : spec.trim();
   });
   req.headers.range = `bytes=${clamped.join(',')}`;
+}
+
+/** `first-last` with last < first (spaces as range-parser allows them). */
+function endsBeforeStart(spec: string): boolean {
+  const positions = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(spec);
+  return positions !== null && Number(positions[2]) < Number(positions[1]);
 }
 
 function setFileHeaders(res: Response, record: UploadRecord): void {
