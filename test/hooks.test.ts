@@ -259,6 +259,88 @@ describe('event hooks', function () {
       }
     });
 
+    it('gives a tus client the receiver’s refusal with its type when JSON or plain text, anything else as plain text', async () => {
+      let refusal = { type: 'application/json', body: '{"error":"quota","limit":3}' };
+      const receiver = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (chunk: Buffer) => (body += chunk));
+        req.on('end', () => {
+          // Partial uploads are let through, so that a concatenation's final upload is the one refused.
+          if (JSON.parse(body).data.partial) res.writeHead(204).end();
+          else res.writeHead(422, { 'Content-Type': refusal.type }).end(refusal.body);
+        });
+      });
+      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/pre`;
+      const server = await startServer({ HOOKS_PRE_CREATE_URL: url, HOOKS_SECRET: SECRET });
+      try {
+        const token = await server.token('alice');
+        const client = tus(server.url, token);
+        const refused = async (type: string, body: string) => {
+          refusal = { type, body };
+          const answer = await client.create(TEXT.length);
+          expect(answer.status, type).to.equal(422);
+          return answer;
+        };
+        const json = await refused('application/json', '{"error":"quota","limit":3}');
+        expect(json.headers['content-type']).to.equal('application/json; charset=utf-8');
+        expect(JSON.parse(json.text)).to.deep.equal({ error: 'quota', limit: 3 });
+        const problem = await refused('application/problem+json', '{"type":"about:blank","title":"Quota","status":422}');
+        expect(problem.headers['content-type']).to.equal('application/problem+json; charset=utf-8');
+        expect(JSON.parse(problem.text)).to.deep.include({ title: 'Quota' });
+        const words = await refused('Text/Plain; charset="UTF-8"', 'uploads are closed on Sundays – sorry');
+        expect(words.headers['content-type']).to.equal('text/plain; charset=utf-8');
+        expect(words.text).to.equal('uploads are closed on Sundays – sorry\n');
+        // Markup is never passed on as such; a body in another charset was read as UTF-8, and a body cut
+        // at 1000 characters is no longer the receiver's JSON: all three are plain text.
+        for (const [type, body] of [
+          ['text/html', '<b>no</b>'],
+          ['application/json; charset=iso-8859-1', '{"error":"quota"}'],
+          ['application/json', JSON.stringify({ error: 'x'.repeat(1200) })],
+        ]) {
+          const plain = await refused(type!, body!);
+          expect(plain.headers['content-type'], type).to.match(/^text\/plain; ?charset=utf-8$/i);
+          expect(plain.text, type).to.include(body!.slice(0, 9));
+        }
+
+        // A concatenation's final upload is refused the same way.
+        const part = await request(`${server.url}/files/`, {
+          method: 'POST',
+          headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, 'Upload-Length': TEXT.length, 'Upload-Concat': 'partial' },
+        });
+        expect(part.status, part.text).to.equal(201);
+        const partUrl = new URL(part.headers.location!, server.url).href;
+        expect((await client.patch(partUrl, 0, TEXT)).status).to.equal(204);
+        refusal = { type: 'application/json', body: '{"error":"quota"}' };
+        const final = await request(`${server.url}/files/`, {
+          method: 'POST',
+          headers: {
+            'Tus-Resumable': '1.0.0',
+            Authorization: `Bearer ${token}`,
+            'Upload-Concat': `final;${partUrl}`,
+            'Upload-Metadata': `filetype ${Buffer.from('text/plain').toString('base64')}`,
+          },
+        });
+        expect(final.status, final.text).to.equal(422);
+        expect(final.headers['content-type']).to.equal('application/json; charset=utf-8');
+        expect(JSON.parse(final.text)).to.deep.equal({ error: 'quota' });
+
+        // The legacy facade keeps its own envelope: the receiver's body is the detail string.
+        const legacy = await request(`${server.url}/api/v1/upload/initiate`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ filename: 'a.txt', file_size: 10, mime_type: 'text/plain' }),
+        });
+        expect(legacy.status).to.equal(422);
+        expect(legacy.headers['content-type']).to.match(/^application\/json/);
+        expect(JSON.parse(legacy.text)).to.deep.equal({ detail: '{"error":"quota"}' });
+      } finally {
+        await server.close();
+        receiver.closeAllConnections();
+        await new Promise<void>((resolve) => receiver.close(() => resolve()));
+      }
+    });
+
     it('creates nothing for a client that goes away while the hook decides (tus and legacy)', async () => {
       const receiver = http.createServer((req, res) => {
         req.resume();

@@ -22,8 +22,9 @@ export function parseUploadConcat(value: string): UploadConcat | undefined {
 
 export type ConcatenationOptions = CreationDeps;
 
+/** A plain-text answer, unless `headers` names another Content-Type. */
 function answer(res: Response, status: number, body: string, headers: Record<string, string> = {}): void {
-  res.status(status).set({ 'Tus-Resumable': TUS_RESUMABLE, ...headers }).type('text/plain').send(body.endsWith('\n') ? body : `${body}\n`);
+  res.status(status).type('text/plain').set({ 'Tus-Resumable': TUS_RESUMABLE, ...headers }).send(body.endsWith('\n') ? body : `${body}\n`);
 }
 
 function isHttpError(error: unknown): error is HttpError {
@@ -114,6 +115,8 @@ export class Concatenation {
     );
     if (!verdict.ok) {
       const headers: Record<string, string> = verdict.retryAfterSeconds ? { 'Retry-After': String(verdict.retryAfterSeconds) } : {};
+      // A pre-create receiver's JSON stays JSON, as on @tus/server's creations (tus-server.ts).
+      if (verdict.contentType) headers['Content-Type'] = verdict.contentType;
       return answer(res, verdict.error.status_code, verdict.error.body, headers);
     }
     Object.assign(context, { uploadId: id, admitted: true, concat: header });

@@ -83,6 +83,8 @@ export function createTusServer(options: TusServerOptions): Server {
       );
       if (!verdict.ok) {
         if (verdict.retryAfterSeconds) context.responseHeaders['Retry-After'] = String(verdict.retryAfterSeconds);
+        // @tus/server writes every error body as text/plain; a pre-create receiver's JSON stays JSON.
+        if (verdict.contentType) context.responseHeaders['Content-Type'] = verdict.contentType;
         throw verdict.error;
       }
       context.uploadId = upload.id;

@@ -35,7 +35,8 @@ export interface CreationDeps extends PolicyLimits {
   maxFileSize: number;
 }
 
-export type PolicyVerdict = { ok: true } | { ok: false; error: HttpError; retryAfterSeconds?: number };
+/** `contentType`: the type of `error.body` when it is a pre-create receiver's own; otherwise it is plain text. */
+export type PolicyVerdict = { ok: true } | { ok: false; error: HttpError; retryAfterSeconds?: number; contentType?: string };
 
 /**
  * The rules every new upload must pass, whichever door it comes through. Size is checked earlier
@@ -65,7 +66,7 @@ export async function admitUpload(request: CreationRequest, limits: PolicyLimits
     if (!answer.ok) {
       // The policy service away (503) is a moment's trouble: clients are told when to try again.
       const retryAfterSeconds = answer.status === 503 ? 1 : undefined;
-      return { ok: false, error: { status_code: answer.status, body: `${answer.message}\n` }, retryAfterSeconds };
+      return { ok: false, error: { status_code: answer.status, body: `${answer.message}\n` }, retryAfterSeconds, contentType: answer.contentType };
     }
     // The hook may take seconds; an upload made for a client gone meanwhile would hold a slot with a
     // URL nobody has.
