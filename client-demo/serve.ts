@@ -96,6 +96,8 @@ export interface DemoOptions {
   allowedTypes: readonly string[];
   /** Development mode: the page fetches its token from /demo/token instead of asking for one. */
   devMode: boolean;
+  /** FILES_PUBLIC: when false the page fetches a finished file with its token instead of linking to it. */
+  filesPublic: boolean;
 }
 
 
@@ -116,6 +118,7 @@ export function demoRouter(options: DemoOptions): Router {
       allowedTypes: [...options.allowedTypes],
       acceptedTypes: withOtherNames(options.allowedTypes),
       devMode: options.devMode,
+      filesPublic: options.filesPublic,
     };
     res.set('Cache-Control', 'no-store').json(body);
   });

@@ -153,7 +153,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     });
   }
   // The browser demo (client-demo/): Uppy's Dashboard, bundled on first request.
-  app.use(demoRouter({ maxFileSize: config.MAX_FILE_SIZE, allowedTypes: config.ALLOWED_MIME_TYPES, devMode: Boolean(options.devToken) }));
+  app.use(demoRouter({ maxFileSize: config.MAX_FILE_SIZE, allowedTypes: config.ALLOWED_MIME_TYPES, devMode: Boolean(options.devToken), filesPublic: config.FILES_PUBLIC }));
 
   const filesAccess = { filesPublic: config.FILES_PUBLIC };
   const anyone = optionalBearer(options.verify);

@@ -321,6 +321,34 @@ describe('demo page (/demo/) in headless Chromium', function () {
     });
   });
 
+  describe('with FILES_PUBLIC=false', () => {
+    let server: DevServer;
+    before(async () => {
+      server = await startDevServer({ FILES_PUBLIC: false });
+    });
+    after(async () => server?.close());
+
+    it('fetches a finished file with the token when its link is clicked, and saves it under its name', async () => {
+      const png = gradientPng(64, 48);
+      const { page, context, problems } = await openDemo(server.url);
+      await addFiles(page, await write('private.png', png));
+      await startUpload(page);
+      const result = await resultFor(page, 'private.png');
+      expect(result.className, result.text).to.include('ok');
+      // The link itself, opened without the token, is refused.
+      expect((await fetch(result.link!)).status).to.equal(404);
+
+      const download = page.waitForEvent('download', { timeout: 10_000 });
+      await page.click('#results li[data-file="private.png"] .result-link');
+      const saved = await download;
+      expect(saved.suggestedFilename()).to.equal('private.png');
+      expect((await fs.readFile((await saved.path())!)).equals(png)).to.equal(true);
+      expect(await page.isHidden('#problem')).to.equal(true);
+      expect(problems).to.deep.equal([]);
+      await context.close();
+    });
+  });
+
   describe('with at most one incomplete upload per user', () => {
     let server: DevServer;
     before(async () => {
@@ -477,7 +505,7 @@ describe('demo page (/demo/): how tusgate serves it', () => {
     expect(again.status).to.equal(304);
   });
 
-  it('tells the page the server’s own limits, and that a token must be pasted when a key is configured', async () => {
+  it('tells the page the server’s own limits, that files are public, and that a token must be pasted when a key is configured', async () => {
     const response = await fetch(`${server.url}/demo/config`);
     expect(await response.json()).to.deep.equal({
       endpoint: '/files/',
@@ -485,6 +513,7 @@ describe('demo page (/demo/): how tusgate serves it', () => {
       allowedTypes: ['video/*', 'image/png'],
       acceptedTypes: ['video/*', 'image/png'],
       devMode: false,
+      filesPublic: true,
     });
     expect((await fetch(`${server.url}/demo/token`)).status).to.equal(404);
   });

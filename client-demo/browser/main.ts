@@ -50,6 +50,32 @@ function sha256(file: Blob, onProgress: (fraction: number) => void): Promise<str
   });
 }
 
+/**
+ * Fetches a file with the token and saves it under its name: with FILES_PUBLIC=false a plain link
+ * would be sent without the token and refused (404). Saved rather than opened: a blob: URL opened in
+ * a tab would be a document of this page's origin, without the Content-Security-Policy the server
+ * serves files with.
+ */
+async function saveWithToken(url: string, name: string, token: string): Promise<void> {
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` } }).catch(() => undefined);
+  if (!response?.ok) {
+    const why = !response
+      ? 'the server could not be reached'
+      : response.status === 404
+        ? 'the server did not find it for this token (files here are readable by their owner only; the token may have expired)'
+        : `HTTP ${response.status}`;
+    showProblems([`${name} could not be fetched: ${why}.`]);
+    return;
+  }
+  const objectUrl = URL.createObjectURL(await response.blob());
+  const save = document.createElement('a');
+  save.href = objectUrl;
+  save.download = name;
+  save.click();
+  // Not at once: the download reads the blob after this returns.
+  setTimeout(() => URL.revokeObjectURL(objectUrl), 60_000);
+}
+
 /** The server's refusal in plain words, with its own message after it. */
 function explain(status: number | undefined, serverText: string, retryAfter: string | null, config: DemoConfig): string {
   const said = serverText.trim() ? ` The server said: “${serverText.trim()}”` : '';
@@ -211,7 +237,8 @@ async function main(): Promise<void> {
       const head = await fetch(url, { method: 'HEAD', headers: { Authorization: `Bearer ${await currentToken()}` } }).catch(() => undefined);
       server = digestHex(head?.headers.get('Repr-Digest') ?? null);
     }
-    addResult(file as DemoFile, url, server);
+    const save = config.filesPublic ? undefined : async () => saveWithToken(url, file.name ?? 'file', await currentToken());
+    addResult(file as DemoFile, url, server, save);
   });
   uppy.on('upload-error', (file, error) => {
     if (file) addError(file as DemoFile, error.message);
@@ -256,7 +283,8 @@ function item(file: DemoFile, className: string): HTMLLIElement {
   return li;
 }
 
-function addResult(file: DemoFile, url: string, serverHex: string | undefined): void {
+/** `save`, when given, is what a click on the file's link does instead of opening it. */
+function addResult(file: DemoFile, url: string, serverHex: string | undefined, save?: () => Promise<void>): void {
   const verified = Boolean(serverHex) && serverHex === file.meta.sha256;
   const li = item(file, verified ? 'ok' : 'unverified');
   const link = document.createElement('a');
@@ -265,6 +293,13 @@ function addResult(file: DemoFile, url: string, serverHex: string | undefined): 
   link.target = '_blank';
   link.rel = 'noopener';
   link.textContent = url;
+  if (save) {
+    link.title = 'Files on this server are readable by their owner only: a click fetches this one with your token and saves it.';
+    link.addEventListener('click', (event) => {
+      event.preventDefault();
+      void save();
+    });
+  }
   const digest = document.createElement('div');
   digest.className = 'digest';
   const label = document.createElement('span');

@@ -9,4 +9,6 @@ export interface DemoConfig {
   acceptedTypes: string[];
   /** Development mode: the page fetches its token from /demo/token instead of asking for one. */
   devMode: boolean;
+  /** FILES_PUBLIC: a finished file's URL opens without a token. Otherwise only its owner may read it. */
+  filesPublic: boolean;
 }
