@@ -178,6 +178,27 @@ describe('demo page (/demo/) in headless Chromium', function () {
     };
   }
 
+  /** Skips the page's retry delays (on a clock installed by the test) until the upload of `name` has failed. */
+  async function fastForwardUntilFailed(page: Page, name: string): Promise<void> {
+    const failed = page.locator(`#results li.failed[data-file="${name}"]`);
+    for (let i = 0; i < 30 && (await failed.count()) === 0; i++) {
+      await page.clock.fastForward(21_000);
+      await page.waitForTimeout(200);
+    }
+  }
+
+  /** The page's tus-js-client resume entries (upload URLs kept in localStorage under `tus::` keys). */
+  async function resumeEntries(page: Page): Promise<string[]> {
+    return page.evaluate(() => Object.keys(localStorage).filter((key) => key.startsWith('tus::')));
+  }
+
+  /** Waits a little for the page to drop its resume entries, then says which are left. */
+  async function resumeEntriesLeft(page: Page): Promise<string[]> {
+    const none = () => !Object.keys(localStorage).some((key) => key.startsWith('tus::'));
+    await page.waitForFunction(none, null, { timeout: 5000 }).catch(() => undefined);
+    return resumeEntries(page);
+  }
+
   describe('in development mode', () => {
     let server: DevServer;
     before(async () => {
@@ -316,7 +337,31 @@ describe('demo page (/demo/) in headless Chromium', function () {
       expect(result.text)
         .to.include('The bytes the server received do not match the file\'s SHA-256, so the upload was discarded.')
         .and.match(/The server said: “Checksum Mismatch: the file's SHA-256 does not match the declared sha256”/);
+      expect(await resumeEntriesLeft(page), 'resume entries of the discarded upload').to.deep.equal([]);
       expect(problems.filter((p) => !p.startsWith('console: [Uppy]'))).to.deep.equal([]);
+      await context.close();
+    });
+
+    it('forgets the resume point of an upload refused at completion (415), and keeps one a retry can use (503)', async () => {
+      // Refused by the content check of the final PATCH: the server removed the upload.
+      const refused = await openDemo(server.url);
+      await addFiles(refused.page, await write('not-a.png', randomText(4000)));
+      await startUpload(refused.page);
+      expect((await resultFor(refused.page, 'not-a.png')).className).to.include('failed');
+      expect(await resumeEntriesLeft(refused.page), 'resume entries of the removed upload').to.deep.equal([]);
+      await refused.context.close();
+
+      // Every PATCH answered 503 until the retries run out: the upload is still there to resume.
+      const { page, context } = await openDemo(server.url, (p) => p.clock.install());
+      await page.route(
+        (url) => url.pathname.startsWith('/files/'),
+        (route) => (route.request().method() === 'PATCH' ? route.fulfill({ status: 503, body: 'Service Unavailable' }) : route.continue()),
+      );
+      await addFiles(page, await write('later.txt', randomText(4000)));
+      await startUpload(page);
+      await fastForwardUntilFailed(page, 'later.txt');
+      expect((await resultFor(page, 'later.txt')).text).to.include('HTTP 503');
+      expect(await resumeEntries(page)).to.have.length(1);
       await context.close();
     });
   });
@@ -379,11 +424,7 @@ describe('demo page (/demo/) in headless Chromium', function () {
       await startUpload(page);
       expect(await (await refused).text()).to.include('too many incomplete uploads');
 
-      const failed = page.locator('#results li.failed[data-file="second.txt"]');
-      for (let i = 0; i < 30 && (await failed.count()) === 0; i++) {
-        await page.clock.fastForward(21_000);
-        await page.waitForTimeout(200);
-      }
+      await fastForwardUntilFailed(page, 'second.txt');
       const result = await resultFor(page, 'second.txt');
       expect(result.className, result.text).to.include('failed');
       expect(result.text)

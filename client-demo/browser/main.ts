@@ -2,7 +2,7 @@
 import Uppy, { type UppyFile } from '@uppy/core';
 import Dashboard from '@uppy/dashboard';
 import Tus, { type TusBody } from '@uppy/tus';
-import type { DetailedError } from 'tus-js-client';
+import { defaultOptions as tusDefaults, type DetailedError } from 'tus-js-client';
 import '@uppy/core/css/style.min.css';
 import '@uppy/dashboard/css/style.min.css';
 import './style.css';
@@ -15,6 +15,12 @@ type DemoFile = UppyFile<DemoMeta, TusBody>;
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 /** tus-js-client's pauses before each retry: long enough, in all, to ride out a server restart. */
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000];
+/**
+ * Refusals after which the server has removed the upload, or will refuse it again whatever is retried:
+ * not found or expired (404, 410), too large (413), content not of its type (415), SHA-256 mismatch (460).
+ * Errors a retry can fix (network, 5xx, 409, 423, 429) and a refused token (401) are not among them.
+ */
+const UPLOAD_GONE = new Set([404, 410, 413, 415, 460]);
 
 function formatBytes(n: number): string {
   // Powers of 1024, as Uppy's own messages count them, so the two never disagree on screen.
@@ -48,6 +54,18 @@ function sha256(file: Blob, onProgress: (fraction: number) => void): Promise<str
     };
     worker.postMessage(file);
   });
+}
+
+/**
+ * Removes tus-js-client's resume entries (localStorage `tus::…`) for the upload at `url`. Left there,
+ * they would outlive the upload, which can never be resumed; tus-js-client drops one itself only on
+ * success (removeFingerprintOnSuccess) or when a later resume finds it gone.
+ */
+async function forgetUpload(url: string): Promise<void> {
+  const storage = tusDefaults.urlStorage;
+  for (const entry of await storage.findAllUploads()) {
+    if (entry.uploadUrl === url) await storage.removeUpload(entry.urlStorageKey);
+  }
 }
 
 /**
@@ -207,10 +225,12 @@ async function main(): Promise<void> {
       return retrying;
     },
     onError(error) {
+      const { originalRequest, originalResponse: response } = error as DetailedError;
+      const status = response?.getStatus();
+      if (status !== undefined && UPLOAD_GONE.has(status) && originalRequest) void forgetUpload(originalRequest.getURL());
       // The Dashboard shows this message; make it the server's answer in plain words.
-      const response = (error as DetailedError).originalResponse;
       const xhr = response?.getUnderlyingObject() as XMLHttpRequest | undefined;
-      error.message = explain(response?.getStatus(), response?.getBody() ?? '', xhr?.getResponseHeader('Retry-After') ?? null, config);
+      error.message = explain(status, response?.getBody() ?? '', xhr?.getResponseHeader('Retry-After') ?? null, config);
     },
   });
 
