@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { request, tus } from './helpers/http.js';
+import { metadata, request, tus } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { PNG, TEXT } from './samples.js';
 
@@ -12,6 +12,29 @@ describe('/metrics', () => {
   let server: TestServer;
   before(async () => (server = await startServer()));
   after(() => server.close());
+
+  const scrape = async () => (await request(`${server.url}/metrics`)).text;
+
+  /** The parts of a parallel upload (tus concatenation), each sent whole, and its final upload. */
+  async function parallelUpload(token: string, parts: Buffer[]) {
+    const common = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
+    const urls: string[] = [];
+    for (const part of parts) {
+      const res = await request(`${server.url}/files/`, {
+        method: 'POST',
+        headers: { ...common, 'Upload-Length': part.length, 'Upload-Concat': 'partial', 'Content-Type': 'application/offset+octet-stream' },
+        body: part,
+      });
+      expect(res.status).to.equal(201);
+      urls.push(res.headers.location!);
+    }
+    const final = await request(`${server.url}/files/`, {
+      method: 'POST',
+      headers: { ...common, 'Upload-Concat': `final;${urls.join(' ')}`, 'Upload-Metadata': metadata({ filetype: 'text/plain' }) },
+    });
+    expect(final.status).to.equal(201);
+    return { parts: urls, final: final.headers.location! };
+  }
 
   it('counts created, completed, failed-by-reason uploads, bytes, active uploads and request durations', async () => {
     const client = tus(server.url, await server.token('alice'));
@@ -52,5 +75,11 @@ describe('/metrics', () => {
     for (const id of ids) expect([...routes].filter((route) => route!.includes(id.slice(0, 8)))).to.deep.equal([]);
     expect(routes).to.include('/api/v1/upload/:session_id/status');
     expect(routes).to.include('/api/v1/upload/:session_id/chunk/:chunk_number');
+  });
+
+  it('counts the bytes of a parallel upload once: its final upload copies its parts and receives nothing', async () => {
+    const before = value(await scrape(), 'tusgate_bytes_received_total');
+    await parallelUpload(await server.token('alice'), [TEXT.subarray(0, 100), TEXT.subarray(100)]);
+    expect(value(await scrape(), 'tusgate_bytes_received_total') - before).to.equal(TEXT.length);
   });
 });

@@ -13,7 +13,7 @@ import { parseSha256, reprDigest } from './digest.js';
 import { MEDIA_HEAD_BYTES, mediaHeadBytes, probeMedia, type MediaLimits } from './media.js';
 import type { FailureReason, UploadEvents } from './events.js';
 import type { Quota } from './quota.js';
-import { isPartial, mayExpire, type RecordStore, type UploadRecord } from './records.js';
+import { isFinal, isPartial, mayExpire, type RecordStore, type UploadRecord } from './records.js';
 import { UploadContexts, type RequestContext } from './request-context.js';
 import type { RunningHashes } from './running-hash.js';
 import type { Tombstones } from './tombstones.js';
@@ -257,7 +257,8 @@ export class VerifyingStore extends DataStore {
       throw VERIFY_ERRORS.CHECKSUM_MISMATCH;
     }
     if (hash) this.hashes.advance(id, hash, newOffset);
-    if (hashed > 0) this.options.events.emit('received', hashed);
+    // A final upload of a concatenation is a copy of its parts, whose bytes were counted as they arrived.
+    if (hashed > 0 && !isFinal(record)) this.options.events.emit('received', hashed);
     record.lastWriteAt = new Date().toISOString();
     if (size !== undefined && newOffset === size) {
       await this.finish(record, newOffset, hash, head && hashed === newOffset ? Buffer.concat(head, hashed) : undefined);
