@@ -82,4 +82,18 @@ describe('/metrics', () => {
     await parallelUpload(await server.token('alice'), [TEXT.subarray(0, 100), TEXT.subarray(100)]);
     expect(value(await scrape(), 'tusgate_bytes_received_total') - before).to.equal(TEXT.length);
   });
+
+  it('counts an unfinished part of a parallel upload that expires as expired, a finished one removed at its expiry as nothing', async () => {
+    const token = await server.token('paula');
+    await parallelUpload(token, [TEXT.subarray(0, 100), TEXT.subarray(100)]);
+    const abandoned = await tus(server.url, token).create(TEXT.length, {}, { 'Upload-Concat': 'partial' });
+    expect(abandoned.status).to.equal(201);
+    const before = await scrape();
+    const later = Date.now() + server.config.UPLOAD_EXPIRY_SECONDS * 1000 + 1000;
+    expect(await server.tusgate.store.sweepExpired(later, undefined, 'paula')).to.equal(3);
+    const after = await scrape();
+    const expired = (text: string) => value(text, 'tusgate_uploads_failed_total', 'reason="expired"');
+    expect(expired(after) - expired(before)).to.equal(1);
+    expect(value(after, 'tusgate_active_uploads') - value(before, 'tusgate_active_uploads')).to.equal(-1);
+  });
 });

@@ -64,7 +64,11 @@ export class Metrics {
     events.on('completed', (record) => this.completed.inc({ origin: record.origin }));
     events.on('failed', (_record, reason) => this.failed.inc({ reason }));
     events.on('rejected', (_record, reason) => this.failed.inc({ reason }));
-    events.on('expired', () => this.failed.inc({ reason: 'expired' }));
+    // A finished part of a concatenation is removed at its expiry once a final upload may have copied
+    // it: that ends nothing that failed.
+    events.on('expired', (record) => {
+      if (record.state !== 'complete') this.failed.inc({ reason: 'expired' });
+    });
     events.on('terminated', () => this.terminated.inc());
     events.on('received', (bytes) => this.bytesReceived.inc(bytes));
   }
