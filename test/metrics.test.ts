@@ -1,7 +1,10 @@
 import { expect } from 'chai';
 import { metadata, request, tus } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
+import { legacyClient } from './legacy-client.js';
 import { PNG, TEXT } from './samples.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function value(text: string, name: string, labels = ''): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
@@ -95,5 +98,31 @@ describe('/metrics', () => {
     const expired = (text: string) => value(text, 'tusgate_uploads_failed_total', 'reason="expired"');
     expect(expired(after) - expired(before)).to.equal(1);
     expect(value(after, 'tusgate_active_uploads') - value(before, 'tusgate_active_uploads')).to.equal(-1);
+  });
+});
+
+describe('/metrics: legacy sessions past their expiry', () => {
+  let server: TestServer;
+  before(async () => (server = await startServer({ UPLOAD_EXPIRY_SECONDS: 1, ADMIN_USERS: ['root'] })));
+  after(() => server.close());
+
+  it('counts a session expired when a chunk comes after its expiry, or by the admin cleanup, as failed (expired), not terminated', async () => {
+    const client = legacyClient(server.url, await server.token('alice'));
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const initiated = await client.initiate({ filename: 'e.txt', file_size: 20, chunk_size: 10, mime_type: 'text/plain' });
+      ids.push(initiated.json.session_id as string);
+      expect((await client.chunk(ids[i]!, 0, TEXT.subarray(0, 10))).status).to.equal(200);
+    }
+    await sleep(1200);
+    expect((await client.chunk(ids[0]!, 1, TEXT.subarray(10, 20))).status).to.equal(410);
+    const cleanup = await request(`${server.url}/api/v1/admin/cleanup`, { method: 'POST', headers: { Authorization: `Bearer ${await server.token('root')}` } });
+    expect(JSON.parse(cleanup.text)).to.deep.equal({ message: 'Cleaned up 1 expired sessions' });
+    const text = (await request(`${server.url}/metrics`)).text;
+    expect(value(text, 'tusgate_uploads_failed_total', 'reason="expired"')).to.equal(2);
+    expect(value(text, 'tusgate_uploads_terminated_total')).to.equal(0);
+    expect(value(text, 'tusgate_active_uploads')).to.equal(0);
+    // The session a chunk found expired keeps its document, as the original kept it.
+    expect((await client.status(ids[0]!)).json.status).to.equal('cancelled');
   });
 });

@@ -66,10 +66,16 @@ export class LegacyService {
     await this.staging.init();
     const { events, logger } = this.deps;
     const log = (error: unknown) => logger.error({ err: error }, 'legacy session bookkeeping failed');
-    // The periodic sweep removed an expired upload: its session and staged chunks go with it.
+    // The periodic sweep removed an expired upload: its session and staged chunks go with it. A
+    // session this facade ended itself (cancelled when a chunk came after its expiry) is kept, as
+    // the original kept it.
     events.on('expired', (record) => {
       if (record.origin !== 'legacy' || !isSessionId(record.id)) return;
-      void Promise.all([this.sessions.delete(record.id), this.staging.removeSession(record.id)]).catch(log);
+      const removeSession = async () => {
+        const session = await this.sessions.get(record.id);
+        if (session && ACTIVE.includes(session.status)) await this.sessions.delete(record.id);
+      };
+      void Promise.all([removeSession(), this.staging.removeSession(record.id)]).catch(log);
     });
     // Terminated through the tus door (its owner may use both): the session can no longer finish, or
     // its file is gone. Its status says so by the time the termination is answered.
@@ -370,7 +376,7 @@ export class LegacyService {
       await this.staging.removeSession(id);
       return ended;
     }
-    await this.deps.store.remove(id).catch(() => undefined);
+    await this.deps.store.removeExpired(id).catch(() => undefined);
     await this.staging.removeSession(id);
     return new LegacyError(410, `Upload session ${id} has expired`);
   }
@@ -405,7 +411,7 @@ export class LegacyService {
       const gone = await withUploadLock(locker, id, async () => {
         const session = await this.sessions.get(id);
         if (!session || !ACTIVE.includes(session.status) || !this.isExpired(session, now)) return false;
-        await store.remove(id).catch(() => undefined);
+        await store.removeExpired(id).catch(() => undefined);
         await this.staging.removeSession(id);
         await this.sessions.delete(id);
         return true;

@@ -345,15 +345,28 @@ export class VerifyingStore extends DataStore {
       const sweep = async () => {
         const record = locker ? await this.records.get(candidate.id) : candidate;
         if (!record || !this.isExpired(record, now)) return false;
-        await this.drop(record);
-        await this.options.tombstones?.add(record, 'expired');
-        this.options.events.emit('expired', record);
+        await this.expire(record);
         return true;
       };
       if (await (locker ? withLocks(locker, [candidate.id], sweep) : sweep())) removed++;
     }
     if (owner === undefined) await this.options.tombstones?.sweep(this.options.expiryMs, now);
     return removed;
+  }
+
+  /**
+   * Removes an upload that a door found past its expiry (a legacy session touched after it, or the
+   * legacy cleanup): announced as expired, as by the sweep, not as terminated by its owner.
+   */
+  async removeExpired(id: string): Promise<void> {
+    const record = await this.records.get(id);
+    if (record) await this.expire(record);
+  }
+
+  private async expire(record: UploadRecord): Promise<void> {
+    await this.drop(record);
+    await this.options.tombstones?.add(record, 'expired');
+    this.options.events.emit('expired', record);
   }
 
   /**
