@@ -99,6 +99,23 @@ describe('/metrics', () => {
     expect(expired(after) - expired(before)).to.equal(1);
     expect(value(after, 'tusgate_active_uploads') - value(before, 'tusgate_active_uploads')).to.equal(-1);
   });
+
+  it('has every upload series at 0 from the start, so that increase() sees a first failure', async () => {
+    const fresh = await startServer();
+    try {
+      const text = (await request(`${fresh.url}/metrics`)).text;
+      const series = [
+        ...['tus', 'legacy'].flatMap((origin) => [`tusgate_uploads_created_total{origin="${origin}"}`, `tusgate_uploads_completed_total{origin="${origin}"}`]),
+        ...['hash', 'type', 'media', 'size', 'expired', 'aborted', 'checksum'].map((reason) => `tusgate_uploads_failed_total{reason="${reason}"}`),
+        'tusgate_uploads_terminated_total',
+        'tusgate_bytes_received_total',
+        'tusgate_active_uploads',
+      ];
+      for (const name of series) expect(text.split('\n'), name).to.include(`${name} 0`);
+    } finally {
+      await fresh.close();
+    }
+  });
 });
 
 describe('/metrics: legacy sessions past their expiry', () => {

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { UploadEvents } from '../uploads/events.js';
+import { FAILURE_REASONS, type UploadEvents } from '../uploads/events.js';
 
 /**
  * The route pattern that matched (`/files/:id`), never the raw path, so that label values stay few.
@@ -48,6 +48,14 @@ export class Metrics {
 
   constructor(events: UploadEvents, activeUploads: () => number | Promise<number>) {
     collectDefaultMetrics({ register: this.registry, prefix: 'tusgate_' });
+    // Every series of a known label value is there from the start, at 0: rate() and increase() need a
+    // sample from before a series' first increment, or they miss it (an alert on the first failure
+    // after a restart would never fire).
+    for (const origin of ['tus', 'legacy']) {
+      this.created.inc({ origin }, 0);
+      this.completed.inc({ origin }, 0);
+    }
+    for (const reason of FAILURE_REASONS) this.failed.inc({ reason }, 0);
     new Gauge({
       name: 'tusgate_active_uploads',
       help: 'Incomplete uploads',

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { UploadRecord } from './records.js';
 
-export type FailureReason = 'hash' | 'type' | 'media' | 'size' | 'expired' | 'aborted' | 'checksum';
+export const FAILURE_REASONS = ['hash', 'type', 'media', 'size', 'expired', 'aborted', 'checksum'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 export interface UploadEventMap {
   created: [UploadRecord];
