@@ -95,5 +95,34 @@ describe('faults', function () {
       expect(Date.now() - started, 'the lock was free at once').to.be.below(2000);
       expect((await request(location)).body.equals(TEXT)).to.equal(true);
     });
+
+    it('keeps every byte a PATCH delivered before it stalled or its client went away', async () => {
+      const token = await signToken('bob');
+      const client = tus(server.url, token);
+      const file = Buffer.concat(Array.from({ length: Math.ceil((400 * 1024) / TEXT.length) }, () => TEXT)).subarray(0, 400 * 1024);
+      const location = (await client.create(file.length)).headers.location!;
+      const offsetNow = async () => Number((await client.head(location)).headers['upload-offset']);
+      // Neither piece is a whole number of socket reads or of the store's write batches.
+      const stalledAt = 150 * 1024 + 7;
+      const stalled = openPatch(location, token, 0, file.length);
+      const stalledClosed = new Promise((resolve) => stalled.on('close', resolve));
+      stalled.on('error', () => undefined);
+      stalled.write(file.subarray(0, stalledAt));
+      await Promise.race([stalledClosed, sleep(10_000)]);
+      expect(await offsetNow(), 'offset after the idle timeout').to.equal(stalledAt);
+
+      const goneAt = stalledAt + 100 * 1024 + 3;
+      const gone = openPatch(location, token, stalledAt, file.length - stalledAt);
+      gone.on('error', () => undefined);
+      gone.write(file.subarray(stalledAt, goneAt));
+      await sleep(300);
+      gone.destroy();
+      let offset = stalledAt;
+      for (let i = 0; i < 50 && offset !== goneAt; i++, await sleep(20)) offset = await offsetNow();
+      expect(offset, 'offset after the client went away').to.equal(goneAt);
+
+      expect((await client.patch(location, goneAt, file.subarray(goneAt))).status).to.equal(204);
+      expect((await request(location)).body.equals(file)).to.equal(true);
+    });
   });
 });
