@@ -1,6 +1,6 @@
-import fs from 'node:fs';
 import type { Locker } from '@tus/utils';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
+import { batchedReadStream } from '../storage/batched-io.js';
 import { KeyedSerializer } from '../storage/serial.js';
 import type { LegacySession } from './sessions.js';
 import type { Staging } from './staging.js';
@@ -52,7 +52,7 @@ export async function appendReady(store: VerifyingStore, staging: Staging, sessi
     const chunk = Math.floor(offset / session.chunk_size);
     if (!(await staging.has(id, chunk))) break;
     const within = offset - chunk * session.chunk_size;
-    const next = await store.write(fs.createReadStream(staging.chunkPath(id, chunk), { start: within }), id, offset);
+    const next = await store.write(batchedReadStream(staging.chunkPath(id, chunk), { start: within }), id, offset);
     if (next <= offset) break;
     offset = next;
     if (offset >= Math.min((chunk + 1) * session.chunk_size, session.file_size)) await staging.removeChunk(id, chunk);

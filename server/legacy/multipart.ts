@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
+import { batchedWriteStream } from '../storage/batched-io.js';
 import { EmptyFilenamePatch, multipartBoundary } from './empty-filename.js';
 import { LegacyError, validationError, type ValidationItem } from './errors.js';
 
@@ -43,7 +43,7 @@ function consumePart(stream: Readable, sink: ChunkSink, signal: AbortSignal): Pr
   }
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
-    const out = fs.createWriteStream(sink.file, { flags: 'wx' });
+    const out = batchedWriteStream(sink.file, { flags: 'wx' });
     let size = 0;
     let overflowed = false;
     let writeError: Error | undefined;

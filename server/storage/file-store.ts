@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FileStore } from '@tus/file-store';
 import { ERRORS, isPathInsideDirectory, type KvStore, type Upload } from '@tus/utils';
+import { batchedReadStream, batchedWriteStream } from './batched-io.js';
 import type { ByteStore } from './byte-store.js';
 import type { Journal } from './journal.js';
 
@@ -102,34 +103,6 @@ function observeWrites(file: fs.WriteStream, observe: (chunk: Buffer) => void): 
 }
 
 /**
- * The bytes a data file's write gathers before it is issued. A request body comes in socket reads of
- * up to 64 KiB, and each write is a hand-off to libuv's thread pool and back. When the pool idles
- * between reads (one upload, or a few), every hand-off wakes a sleeping thread, which costs more on a
- * virtual machine than the write itself. Four reads to a write (bench/results.md, ninth session): one
- * 1 GiB PATCH ran at 1.37 × the rate for 0.80 × the CPU, 100 uploads at once at 1.17 × for 0.87 ×;
- * 16 at once were unchanged (their writes keep the pool awake). Gathered bytes are not stored until
- * written: the offset and the running hash count only bytes written, and the body's end (a client gone
- * included) writes the rest.
- */
-const WRITE_BATCH = 256 * 1024;
-
-/**
- * Makes `file` write in batches of WRITE_BATCH bytes: it is corked when a write finds nothing
- * pending, and uncorked once the batch is full, so that Node's Writable issues the batch as one
- * `writev` (at once, or when its opening or the write in flight is done). With WRITE_BATCH as the
- * high-water mark, the source pauses while a full batch is written. `end()` writes what is left.
- */
-function gatherWrites(file: fs.WriteStream): void {
-  const write = file.write;
-  file.write = function (this: fs.WriteStream, ...args: Parameters<fs.WriteStream['write']>): boolean {
-    if (!this.writableCorked && this.writableLength === 0) this.cork();
-    const accepted = write.apply(this, args);
-    if (this.writableCorked && this.writableLength >= WRITE_BATCH) this.uncork();
-    return accepted;
-  } as fs.WriteStream['write'];
-}
-
-/**
  * @tus/file-store with the few extra operations tusgate needs: a byte range (to rebuild a running
  * hash and sniff a file's head), the data file's path (for serving), and truncation (to undo a
  * rejected PATCH). Expiry is left to tusgate, so the store is built without its creation-based one.
@@ -160,9 +133,8 @@ export class TusgateFileStore extends FileStore implements ByteStore {
    * as it is written (the running hash is advanced there, with no extra stream hop).
    */
   override async write(readable: Readable, id: string, offset: number, observe?: (chunk: Buffer) => void): Promise<number> {
-    const file = fs.createWriteStream(this.dataPath(id), { flags: 'r+', start: offset, highWaterMark: WRITE_BATCH });
+    const file = batchedWriteStream(this.dataPath(id), { flags: 'r+', start: offset });
     if (observe) observeWrites(file, observe);
-    gatherWrites(file);
     try {
       await pipeline(readable, file);
     } catch (error) {
@@ -204,7 +176,7 @@ export class TusgateFileStore extends FileStore implements ByteStore {
   /** Bytes [start, end) of an upload's data. */
   readRange(id: string, start: number, end: number): Readable {
     if (end <= start) return Readable.from([]);
-    return fs.createReadStream(this.dataPath(id), { start, end: end - 1 });
+    return batchedReadStream(this.dataPath(id), { start, end: end - 1 });
   }
 
   async storedBytes(id: string): Promise<number> {
