@@ -10,6 +10,67 @@ import fs from 'node:fs';
  */
 export const IO_BATCH = 256 * 1024;
 
+type WritevCallback = (error: NodeJS.ErrnoException | null, written: number, buffers: NodeJS.ArrayBufferView[]) => void;
+
+/** Tries of a writev that stores nothing, before it is an error (as Node's WriteStream tries). */
+const EMPTY_WRITE_TRIES = 5;
+
+/**
+ * `fs.writev` that stores the whole batch or fails: a short write (write(2) stores what fits when the
+ * disk fills, and libuv reports that part without the error that stopped it) is continued here, from
+ * where it stopped. Node's WriteStream (v20, and main as of this writing) continues a short writev at
+ * `this.pos`, which it has already moved past the whole batch: the rest of the batch landed past a
+ * hole of zeros, and the next batch over it, while the running hash advanced over the right bytes.
+ * Its `_write` continues at the right place; only its writev path has that fault.
+ */
+function writevWhole(fd: number, buffers: NodeJS.ArrayBufferView[], position: number | null | undefined, callback: WritevCallback): void {
+  const total = buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0);
+  let done = 0;
+  let emptyTries = 0;
+  const next = () => {
+    // Without a position the file's own position advances with each write: the rest follows on.
+    const at = typeof position === 'number' ? position + done : null;
+    fs.writev(fd, rest(buffers, done), at, (error, written) => {
+      if (error && error.code !== 'EAGAIN') return callback(error, done, buffers);
+      done += error ? 0 : written;
+      if (done >= total) return callback(null, done, buffers);
+      if (error || written === 0) {
+        if (++emptyTries > EMPTY_WRITE_TRIES) {
+          return callback(Object.assign(new Error(`writev stored ${done} of ${total} bytes`), { code: 'EIO' }), done, buffers);
+        }
+        return void setImmediate(next);
+      }
+      emptyTries = 0;
+      next();
+    });
+  };
+  next();
+}
+
+/** `buffers` without their first `skip` bytes. */
+function rest(buffers: NodeJS.ArrayBufferView[], skip: number): NodeJS.ArrayBufferView[] {
+  if (skip === 0) return buffers;
+  const left: NodeJS.ArrayBufferView[] = [];
+  for (const buffer of buffers) {
+    if (skip >= buffer.byteLength) {
+      skip -= buffer.byteLength;
+      continue;
+    }
+    left.push(skip === 0 ? buffer : new Uint8Array(buffer.buffer, buffer.byteOffset + skip, buffer.byteLength - skip));
+    skip = 0;
+  }
+  return left;
+}
+
+/** Node's fs for a WriteStream, but with `writevWhole` (looked up on each call, as the stream would). */
+const WHOLE_WRITEV_FS = {
+  open: (...args: Parameters<typeof fs.open>) => fs.open(...args),
+  close: (...args: Parameters<typeof fs.close>) => fs.close(...args),
+  write: (...args: Parameters<typeof fs.write>) => (fs.write as (...a: unknown[]) => void)(...args),
+  writev: writevWhole,
+  fsync: (...args: Parameters<typeof fs.fsync>) => fs.fsync(...args),
+};
+
 /**
  * `fs.createWriteStream` whose writes gather IO_BATCH bytes into one `writev`. The stream is corked
  * when a write finds nothing pending and uncorked once the batch is full, so that Node's Writable
@@ -20,7 +81,7 @@ export const IO_BATCH = 256 * 1024;
  * written, and `end()` (also after a client went away) writes the rest; `destroy()` drops them.
  */
 export function batchedWriteStream(file: string, options: { flags: string; start?: number }): fs.WriteStream {
-  const stream = fs.createWriteStream(file, { ...options, highWaterMark: IO_BATCH });
+  const stream = fs.createWriteStream(file, { ...options, highWaterMark: IO_BATCH, fs: WHOLE_WRITEV_FS });
   const write = stream.write;
   stream.write = function (this: fs.WriteStream, ...args: Parameters<fs.WriteStream['write']>): boolean {
     if (!this.writableCorked && this.writableLength === 0) this.cork();
