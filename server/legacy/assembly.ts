@@ -52,7 +52,14 @@ export async function appendReady(store: VerifyingStore, staging: Staging, sessi
     const chunk = Math.floor(offset / session.chunk_size);
     if (!(await staging.has(id, chunk))) break;
     const within = offset - chunk * session.chunk_size;
-    const next = await store.write(batchedReadStream(staging.chunkPath(id, chunk), { start: within }), id, offset);
+    const staged = batchedReadStream(staging.chunkPath(id, chunk), { start: within });
+    let next: number;
+    try {
+      next = await store.write(staged, id, offset);
+    } finally {
+      // A write refused before it read (the upload gone) would leave the file open.
+      staged.destroy();
+    }
     if (next <= offset) break;
     offset = next;
     if (offset >= Math.min((chunk + 1) * session.chunk_size, session.file_size)) await staging.removeChunk(id, chunk);
