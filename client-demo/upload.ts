@@ -619,8 +619,10 @@ async function main(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0) throw new UsageError('no FILE given');
 
+  // `npm run upload` runs in the repository; relative paths are meant from where npm was run (INIT_CWD).
+  const invokedIn = process.env.INIT_CWD ?? process.cwd();
   const endpoint = parseEndpoint(values.endpoint ?? process.env.TUSGATE_ENDPOINT ?? 'http://127.0.0.1:1080/files/');
-  const statePath = path.resolve(values.state ?? process.env.TUSGATE_STATE ?? path.join(os.homedir(), '.tusgate', 'uploads.json'));
+  const statePath = path.resolve(invokedIn, values.state ?? process.env.TUSGATE_STATE ?? path.join(os.homedir(), '.tusgate', 'uploads.json'));
   await fs.promises.mkdir(path.dirname(statePath), { recursive: true });
   const token = await resolveToken(endpoint, values.token);
   const chunkSize = values['chunk-size'] ? parseSize(values['chunk-size']) : values.legacy ? 1_048_576 : Infinity;
@@ -656,12 +658,13 @@ async function main(argv: string[]): Promise<number> {
   });
 
   let failures = 0;
-  for (const file of positionals) {
+  for (const given of positionals) {
+    const file = path.resolve(invokedIn, given);
     try {
       const { url, sha256 } = values.legacy ? await uploadFileLegacy(file, legacy) : await uploadFile(file, settings, current);
       process.stderr.write(`${path.basename(file)}: done, SHA-256 verified by the server\n`);
       // stdout: one line per verified file, for scripts.
-      process.stdout.write(`${url}  sha256:${sha256}  ${file}\n`);
+      process.stdout.write(`${url}  sha256:${sha256}  ${given}\n`);
     } catch (error) {
       if (abort.signal.aborted) await new Promise(() => undefined); // the SIGINT handler exits
       failures++;

@@ -17,14 +17,17 @@ interface Run {
   pid: number;
 }
 
-/** `node --import tsx client-demo/upload.ts ARGS` (or `npm run upload -- ARGS` with `viaNpm`). */
-function runCli(args: string[], options: { viaNpm?: boolean; home: string }): Run {
+/**
+ * `node --import tsx client-demo/upload.ts ARGS` (or `npm run upload -- ARGS` with `viaNpm`), from the
+ * repository, or with `cwd` from another directory (npm is then told where the repository is).
+ */
+function runCli(args: string[], options: { viaNpm?: boolean; home: string; cwd?: string }): Run {
   const env: NodeJS.ProcessEnv = { ...process.env, HOME: options.home };
   delete env.TUSGATE_TOKEN;
   delete env.TUSGATE_ENDPOINT;
   delete env.TUSGATE_STATE;
   const child = options.viaNpm
-    ? spawn('npm', ['run', '-s', 'upload', '--', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    ? spawn('npm', ['--prefix', REPO_ROOT, 'run', '-s', 'upload', '--', ...args], { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, ['--import', 'tsx', 'client-demo/upload.ts', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -98,6 +101,18 @@ describe('command-line uploader (npm run upload)', function () {
     expect(served.headers.get('repr-digest')).to.equal(`sha-256=:${Buffer.from(result.sha256, 'hex').toString('base64')}:`);
     // A finished upload is forgotten, so the same command later makes a new upload.
     expect(JSON.parse(await fs.readFile(state(), 'utf8'))).to.deep.equal({});
+  });
+
+  it('takes a relative FILE (and --state) from the directory npm was run in, not the repository', async () => {
+    const bytes = randomText(20_000);
+    const here = await fs.mkdtemp(path.join(dir, 'here-'));
+    await fs.writeFile(path.join(here, 'relative.txt'), bytes);
+
+    const run = runCli(['relative.txt', '--endpoint', endpoint(), '--token', token, '--state', 'state.json'], { viaNpm: true, home: dir, cwd: here });
+    const { code } = await run.exited;
+    expect(code, run.stderr()).to.equal(0);
+    expect(parseResult(run.stdout()).sha256).to.equal(sha256(bytes));
+    expect(JSON.parse(await fs.readFile(path.join(here, 'state.json'), 'utf8'))).to.deep.equal({});
   });
 
   it('fails with exit code 1 and the server’s reason when it refuses the file (415)', async () => {
