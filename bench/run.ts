@@ -290,8 +290,15 @@ async function main() {
   receiver.close();
   process.stdout.write(`hook deliveries received: ${hookDeliveries}\n`);
   const out = ONLY ? `results-${ONLY.replace(/[^a-z0-9]+/gi, '-')}.md` : QUICK ? 'results-quick.md' : TSX ? 'results-tsx.md' : 'results.md';
-  await fs.writeFile(path.join(ROOT, 'bench', out), report(results));
+  await fs.writeFile(path.join(ROOT, 'bench', out), report(results) + (await notesOf(path.join(ROOT, 'bench', out))));
   process.stdout.write(report(results));
+}
+
+/** The notes written under a results file's table ("## Notes …" to the end), kept when the table is replaced. */
+async function notesOf(file: string): Promise<string> {
+  const text = await fs.readFile(file, 'utf8').catch(() => '');
+  const at = text.search(/^## Notes/m);
+  return at < 0 ? '' : `\n${text.slice(at)}`;
 }
 
 function report(results: Map<string, Map<ServerName, Measurement[]>>): string {
