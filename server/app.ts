@@ -163,7 +163,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
   app.use(tusDoor({ tus, store, metrics, concatenation, ietf, authenticated, maxFileSize: config.MAX_FILE_SIZE, corsOrigins: config.CORS_ORIGINS }));
 
   const legacy = await createLegacyApi({
-    config, store, locker, quota, events, logger, preCreate, sessions: state.sessions, verify: options.verify, files: filesAccess,
+    config, store, locker, quota, events, logger, preCreate, sessions: state.sessions, tombstones, verify: options.verify, files: filesAccess,
   });
   app.use(legacy.router);
 

@@ -1204,6 +1204,24 @@ describe('legacy sessions expire (sliding UPLOAD_EXPIRY_SECONDS)', () => {
     expect(await exists(path.join(server.dataDir, 'legacy/sessions', `${id}.json`))).to.equal(false);
   });
 
+  it('still answers 410 to its owner after the sweep removed the expired session; 404 to anyone else', async () => {
+    const id = await start();
+    expect((await client.chunk(id, 0, textOf(10))).status).to.equal(200);
+    await sleep(1200);
+    expect(await server.tusgate.sweep()).to.be.at.least(1);
+    await sleep(50);
+    // The sweep deleted the session, as the original's cleanup did: status no longer finds it.
+    expect((await client.status(id)).status).to.equal(404);
+    const res = await client.chunk(id, 1, textOf(10));
+    expect(res.status).to.equal(410);
+    expect(res.json).to.deep.equal({ detail: `Upload session ${id} has expired` });
+    const bob = legacyClient(server.url, await server.token('bob'));
+    const foreign = await bob.chunk(id, 1, textOf(10));
+    expect(foreign.status).to.equal(404);
+    expect(foreign.json).to.deep.equal({ detail: 'Upload session not found' });
+    expect((await client.status(id)).status).to.equal(404);
+  });
+
   describe('POST /api/v1/admin/cleanup', () => {
     it('answers 403 without a token, 401 for a bad token, and 403 "Admin privileges required" for a non-admin', async () => {
       const none = await request(`${server.url}/api/v1/admin/cleanup`, { method: 'POST' });

@@ -10,6 +10,7 @@ import type { PreCreateHook } from '../hooks/pre-create.js';
 import { admitUpload } from '../uploads/policy.js';
 import type { Quota } from '../uploads/quota.js';
 import type { RequestContext } from '../uploads/request-context.js';
+import type { Tombstones } from '../uploads/tombstones.js';
 import type { VerifyingStore } from '../uploads/verifying-store.js';
 import { appendReady, withUploadLock } from './assembly.js';
 import { accessDenied, LegacyError, notFound, validationError } from './errors.js';
@@ -35,6 +36,8 @@ export interface LegacyDeps {
   preCreate?: PreCreateHook;
   /** Session documents: in DATA_DIR, or shared in Redis. */
   sessions: SessionStore;
+  /** What is left of ended uploads: tells an expired session from one that never was. */
+  tombstones: Tombstones;
 }
 
 /**
@@ -190,6 +193,21 @@ export class LegacyService {
     return session;
   }
 
+  /**
+   * The answer for a session whose document is gone. The sweep (or the admin cleanup) deletes an
+   * expired session, but its owner's next chunk is still an expired session's, 410 as before the
+   * sweep, for as long as the upload's tombstone is kept. Anyone else, or a session that never was
+   * or failed, gets 404.
+   */
+  private async missing(id: string, user: string): Promise<LegacyError> {
+    const tombstone = isSessionId(id) ? await this.deps.tombstones.get(id) : undefined;
+    const { record, state } = tombstone ?? {};
+    if (state === 'expired' && record?.origin === 'legacy' && record.owner === user) {
+      return new LegacyError(410, `Upload session ${id} has expired`);
+    }
+    return notFound();
+  }
+
   private isExpired(session: LegacySession, now = Date.now()): boolean {
     return Date.parse(session.updated_at) + this.expiryMs < now;
   }
@@ -239,7 +257,7 @@ export class LegacyService {
     // decided here and given only once the form has been read.
     let refusal: (() => Promise<LegacyError>) | undefined;
     let duplicate = false;
-    if (!session) refusal = async () => notFound();
+    if (!session) refusal = () => this.missing(id, user);
     else if (session.user_id !== user) refusal = async () => accessDenied();
     else if (ACTIVE.includes(session.status) && this.isExpired(session)) refusal = () => this.expire(id);
     else if (!ACTIVE.includes(session.status)) refusal = async () => this.notActive(session);
@@ -275,7 +293,7 @@ export class LegacyService {
 
       type Recorded = { error: LegacyError } | { session: LegacySession; status: 'uploaded' | 'already_exists' };
       const recorded = await this.sessions.update<Recorded>(id, async (current) => {
-        if (!current) return { result: { error: notFound() } };
+        if (!current) return { result: { error: await this.missing(id, user) } };
         if (!ACTIVE.includes(current.status)) return { result: { error: this.notActive(current) } };
         if (current.uploaded_chunks.includes(n)) return { result: { session: current, status: 'already_exists' } };
         // Staged before it is listed: a listed chunk is always on disk.
