@@ -74,11 +74,8 @@ export class LegacyService {
     // the original kept it.
     events.on('expired', (record) => {
       if (record.origin !== 'legacy' || !isSessionId(record.id)) return;
-      const removeSession = async () => {
-        const session = await this.sessions.get(record.id);
-        if (session && ACTIVE.includes(session.status)) await this.sessions.delete(record.id);
-      };
-      void Promise.all([removeSession(), this.staging.removeSession(record.id)]).catch(log);
+      const removeSession = this.sessions.deleteIf(record.id, (session) => ACTIVE.includes(session.status));
+      void Promise.all([removeSession, this.staging.removeSession(record.id)]).catch(log);
     });
     // Terminated through the tus door (its owner may use both): the session can no longer finish, or
     // its file is gone. Its status says so by the time the termination is answered.

@@ -95,6 +95,14 @@ export class SessionStore {
     return this.serialize(id, () => this.docs.delete(id));
   }
 
+  /** Deletes the document if `condition` holds for it, in turn with `update`s of it. */
+  deleteIf(id: string, condition: (session: LegacySession) => boolean): Promise<void> {
+    return this.serialize(id, async () => {
+      const current = await this.docs.get(id);
+      if (current && condition(current)) await this.docs.delete(id);
+    });
+  }
+
   async all(): Promise<LegacySession[]> {
     const sessions = await Promise.all((await this.docs.keys()).map((id) => this.docs.get(id)));
     return sessions.filter((session): session is LegacySession => session !== undefined);
