@@ -8,6 +8,16 @@ import { flacHeader, JPEG, MP4, PNG, TEXT } from './samples.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest();
 
+/** Runs `test` against a server of its own, configured by `config`, with a tus client of `user`. */
+async function withOwnServer(config: Parameters<typeof startServer>[0], user: string, test: (client: ReturnType<typeof tus>, own: TestServer) => Promise<void>): Promise<void> {
+  const own = await startServer(config);
+  try {
+    await test(tus(own.url, await own.token(user)), own);
+  } finally {
+    await own.close();
+  }
+}
+
 describe('tus endpoint /files/', () => {
   let server: TestServer;
   let client: ReturnType<typeof tus>;
@@ -462,36 +472,26 @@ describe('tus endpoint /files/', () => {
     });
 
     it('takes the other names browsers give an allowed format (Chromium: audio/x-m4a, video/x-msvideo)', async () => {
-      const listed = await startServer({ ALLOWED_MIME_TYPES: ['audio/mp4', 'video/avi', 'image/png'] });
-      try {
-        const c = tus(listed.url, await listed.token('bob'));
+      await withOwnServer({ ALLOWED_MIME_TYPES: ['audio/mp4', 'video/avi', 'image/png'] }, 'bob', async (c) => {
         for (const filetype of ['audio/x-m4a', 'video/x-msvideo', 'audio/mp4', 'video/avi']) {
           expect((await c.create(10, { filetype })).status, filetype).to.equal(201);
         }
         // Only names of a listed format: MPEG audio is not MP4 audio.
         for (const filetype of ['audio/mpeg', 'audio/x-wav', 'image/jpg']) expect((await c.create(10, { filetype })).status, filetype).to.equal(415);
-      } finally {
-        await listed.close();
-      }
+      });
     });
 
     it('supports type/* wildcards in ALLOWED_MIME_TYPES', async () => {
-      const wild = await startServer({ ALLOWED_MIME_TYPES: ['image/*'] });
-      try {
-        const c = tus(wild.url, await wild.token('bob'));
+      await withOwnServer({ ALLOWED_MIME_TYPES: ['image/*'] }, 'bob', async (c) => {
         expect((await c.create(10, { filetype: 'image/heic' })).status).to.equal(201);
         expect((await c.create(10, { filetype: 'video/mp4' })).status).to.equal(415);
         // A wildcard allows types; declared, it names no file.
         expect((await c.create(10, { filetype: 'image/*' })).status).to.equal(415);
-      } finally {
-        await wild.close();
-      }
+      });
     });
 
     it('completes a file declared by another name of its format under a wildcard (audio/x-flac for FLAC)', async () => {
-      const wild = await startServer({ ALLOWED_MIME_TYPES: ['audio/*'] });
-      try {
-        const c = tus(wild.url, await wild.token('bob'));
+      await withOwnServer({ ALLOWED_MIME_TYPES: ['audio/*'] }, 'bob', async (c) => {
         const flac = flacHeader();
         const created = await c.create(flac.length, { filetype: 'audio/x-flac' });
         expect(created.status).to.equal(201);
@@ -499,32 +499,24 @@ describe('tus endpoint /files/', () => {
         expect(done.status, done.text).to.equal(204);
         const info = JSON.parse((await request(`${created.headers.location}/info`)).text);
         expect(info).to.include({ verified_type: 'audio/flac' });
-      } finally {
-        await wild.close();
-      }
+      });
     });
 
     it('answers 429 with Retry-After past MAX_ACTIVE_UPLOADS_PER_USER, and frees a slot on completion', async () => {
-      const limited = await startServer({ MAX_ACTIVE_UPLOADS_PER_USER: 2 });
-      try {
-        const c = tus(limited.url, await limited.token('carol'));
+      await withOwnServer({ MAX_ACTIVE_UPLOADS_PER_USER: 2 }, 'carol', async (c, own) => {
         const first = await c.create(TEXT.length);
         expect((await c.create(TEXT.length)).status).to.equal(201);
         const third = await c.create(TEXT.length);
         expect(third.status).to.equal(429);
         expect(Number(third.headers['retry-after'])).to.be.greaterThan(0);
-        expect((await tus(limited.url, await limited.token('dave')).create(TEXT.length)).status).to.equal(201);
+        expect((await tus(own.url, await own.token('dave')).create(TEXT.length)).status).to.equal(201);
         await c.patch(first.headers.location!, 0, TEXT);
         expect((await c.create(TEXT.length)).status).to.equal(201);
-      } finally {
-        await limited.close();
-      }
+      });
     });
 
     it('answers 429 with Retry-After past UPLOADS_PER_HOUR_PER_USER', async () => {
-      const limited = await startServer({ UPLOADS_PER_HOUR_PER_USER: 3 });
-      try {
-        const c = tus(limited.url, await limited.token('erin'));
+      await withOwnServer({ UPLOADS_PER_HOUR_PER_USER: 3 }, 'erin', async (c) => {
         for (let i = 0; i < 3; i++) {
           const created = await c.create(TEXT.length);
           expect(created.status).to.equal(201);
@@ -533,9 +525,7 @@ describe('tus endpoint /files/', () => {
         const over = await c.create(TEXT.length);
         expect(over.status).to.equal(429);
         expect(Number(over.headers['retry-after'])).to.be.within(1, 3600);
-      } finally {
-        await limited.close();
-      }
+      });
     });
   });
 
