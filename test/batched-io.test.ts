@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import type { KvStore, Upload } from '@tus/utils';
 import { Upload as TusUpload } from '@tus/utils';
 import { expect } from 'chai';
 import { IO_BATCH } from '../server/storage/batched-io.js';
+import { ownChunk } from '../server/storage/chunk-release.js';
 import { TusgateFileStore } from '../server/storage/file-store.js';
 
 function memoryKv(): KvStore<Upload> {
@@ -65,5 +66,60 @@ describe('batched file writes (server/storage/batched-io.ts)', () => {
     const stored = await fs.promises.readFile(store.dataPath(id));
     expect(stored.length, 'stored size').to.equal(before.length + data.length);
     expect(stored.equals(Buffer.concat([before, data])), 'stored bytes').to.equal(true);
+  });
+});
+
+describe('request body chunks given back once written (server/storage/chunk-release.ts)', () => {
+  let dir: string;
+  let store: TusgateFileStore;
+
+  beforeEach(async () => {
+    dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'tusgate-release-'));
+    store = new TusgateFileStore(dir, memoryKv());
+  });
+  afterEach(() => fs.promises.rm(dir, { recursive: true, force: true }));
+
+  /** A buffer of its own (Buffer.alloc never shares one), filled with random bytes. */
+  const chunkOf = (size: number) => randomFillSync(Buffer.alloc(size));
+
+  it('frees a marked chunk once it is written, in a batch or alone, and leaves unmarked chunks and parts of a buffer as they are', async () => {
+    const id = 'release';
+    const marked = chunkOf(64 * 1024);
+    const unmarked = chunkOf(64 * 1024);
+    const split = chunkOf(128 * 1024);
+    const large = chunkOf(IO_BATCH + 44 * 1024);
+    for (const chunk of [marked, split, large]) ownChunk(chunk);
+    const halves = [split.subarray(0, 64 * 1024), split.subarray(64 * 1024)];
+    const expected = Buffer.concat([marked, unmarked, ...halves, large]);
+    await store.create(new TusUpload({ id, size: expected.length, offset: 0 }));
+
+    // The first four fill a batch (one writev); the large one is written alone, after it.
+    const offset = await store.write(Readable.from([marked, unmarked, ...halves, large]), id, 0);
+
+    expect(offset).to.equal(expected.length);
+    expect((await fs.promises.readFile(store.dataPath(id))).equals(expected), 'stored bytes').to.equal(true);
+    expect(marked.byteLength, 'marked chunk written in a batch').to.equal(0);
+    expect(large.byteLength, 'marked chunk written alone').to.equal(0);
+    expect(unmarked.equals(expected.subarray(64 * 1024, 128 * 1024)), 'unmarked chunk').to.equal(true);
+    expect(split.equals(expected.subarray(128 * 1024, 256 * 1024)), 'buffer written in parts').to.equal(true);
+  });
+
+  it('keeps the marked chunks of a batch the file system refused', async () => {
+    const id = 'refused';
+    const chunks = [chunkOf(128 * 1024), chunkOf(128 * 1024)];
+    const copies = chunks.map((chunk) => Buffer.from(chunk));
+    for (const chunk of chunks) ownChunk(chunk);
+    await store.create(new TusUpload({ id, size: 256 * 1024, offset: 0 }));
+    const realWritev = fs.writev;
+    fs.writev = ((_fd: number, _buffers: unknown, _position: unknown, callback: (error: Error) => void) => {
+      setImmediate(() => callback(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })));
+    }) as unknown as typeof fs.writev;
+    try {
+      const failure = await store.write(Readable.from(chunks), id, 0).then(() => undefined, (error: unknown) => error);
+      expect(failure, 'the write failed as storage full').to.deep.include({ status_code: 507 });
+    } finally {
+      fs.writev = realWritev;
+    }
+    expect(chunks.map((chunk) => chunk.equals(copies[chunks.indexOf(chunk)]!))).to.deep.equal([true, true]);
   });
 });

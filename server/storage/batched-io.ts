@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { releaseWritten } from './chunk-release.js';
 
 /**
  * The bytes one read or write of a file moves. A request body comes in socket reads of up to 64 KiB,
@@ -33,7 +34,10 @@ function writevWhole(fd: number, buffers: NodeJS.ArrayBufferView[], position: nu
     fs.writev(fd, rest(buffers, done), at, (error, written) => {
       if (error && error.code !== 'EAGAIN') return callback(error, done, buffers);
       done += error ? 0 : written;
-      if (done >= total) return callback(null, done, buffers);
+      if (done >= total) {
+        for (const buffer of buffers) releaseWritten(buffer);
+        return callback(null, done, buffers);
+      }
       if (error || written === 0) {
         if (++emptyTries > EMPTY_WRITE_TRIES) {
           return callback(Object.assign(new Error(`writev stored ${done} of ${total} bytes`), { code: 'EIO' }), done, buffers);
@@ -62,11 +66,24 @@ function rest(buffers: NodeJS.ArrayBufferView[], skip: number): NodeJS.ArrayBuff
   return left;
 }
 
-/** Node's fs for a WriteStream, but with `writevWhole` (looked up on each call, as the stream would). */
+type WriteCallback = (error: NodeJS.ErrnoException | null, written: number, buffer: NodeJS.ArrayBufferView) => void;
+
+/** `fs.write` as WriteStream calls it, releasing a chunk once it is written whole (`chunk-release.ts`). */
+function writeReleasing(fd: number, buffer: NodeJS.ArrayBufferView, offset: number, length: number, position: number | null, callback: WriteCallback): void {
+  fs.write(fd, buffer, offset, length, position, (error, written) => {
+    if (!error && offset === 0 && written === buffer.byteLength) releaseWritten(buffer);
+    callback(error, written, buffer);
+  });
+}
+
+/**
+ * Node's fs for a WriteStream, but with `writevWhole`, and chunks released once written (all looked
+ * up on each call, as the stream would).
+ */
 const WHOLE_WRITEV_FS = {
   open: (...args: Parameters<typeof fs.open>) => fs.open(...args),
   close: (...args: Parameters<typeof fs.close>) => fs.close(...args),
-  write: (...args: Parameters<typeof fs.write>) => (fs.write as (...a: unknown[]) => void)(...args),
+  write: writeReleasing,
   writev: writevWhole,
   fsync: (...args: Parameters<typeof fs.fsync>) => fs.fsync(...args),
 };

@@ -1,5 +1,6 @@
 import { ERRORS, Metadata, StreamLimiter, Uid, Upload } from '@tus/utils';
 import type { NextFunction, Request, Response } from 'express';
+import { ownChunk } from '../storage/chunk-release.js';
 import { baseType } from '../uploads/content-type.js';
 import { reprDigest } from '../uploads/digest.js';
 import { admitUpload, type CreationDeps } from '../uploads/policy.js';
@@ -42,6 +43,7 @@ class Body {
   constructor(private readonly req: Request, room: number) {
     this.stream = new StreamLimiter(room);
     this.stream.once('error', (error: Partial<HttpError>) => (this.overflow = error.status_code === 413));
+    req.on('data', ownChunk);
     req.pipe(this.stream);
     req.once('close', () => this.stop());
   }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { finished } from 'node:stream';
 import type { Server as TusServer } from '@tus/server';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
+import { ownChunk } from '../storage/chunk-release.js';
 
 /**
  * A request's body as the web stream @tus/server reads. Node's `Readable.toWeb`, which @tus/server
@@ -27,6 +28,7 @@ function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
     if (!cancelled) controller.close();
   });
   req.on('data', (chunk: Buffer) => {
+    ownChunk(chunk);
     controller.enqueue(chunk);
     if (controller.desiredSize! <= 0) req.pause();
   });

@@ -201,13 +201,14 @@ export class VerifyingStore extends DataStore {
     const before = checksum && hash?.copy();
     let hashed = 0;
     // A small file's bytes are kept as they pass, when this request starts it: its completion then
-    // needs no read of the file's head.
+    // needs no read of the file's head. They are copied: a chunk's own memory is given back once it
+    // is written (storage/chunk-release.ts).
     const head: Buffer[] | undefined = offset === 0 && size !== undefined && size <= PASSING_HEAD_BYTES ? [] : undefined;
     const observe = (chunk: Buffer) => {
       hash?.update(chunk);
       checksum?.update(chunk);
       hashed += chunk.length;
-      head?.push(chunk);
+      head?.push(Buffer.from(chunk));
     };
     let sourceError: unknown;
     readable.once('error', (error) => (sourceError = error));
