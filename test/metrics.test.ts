@@ -61,6 +61,19 @@ describe('/metrics', () => {
     expect(res.text).to.match(/tusgate_http_request_duration_seconds_count\{method="PATCH",route="\/files\/:id",status="204"\} 1/);
   });
 
+  it('counts a request refused for its checksum as failed (checksum), a tus PATCH and a legacy chunk alike', async () => {
+    const token = await server.token('carol');
+    const before = value(await scrape(), 'tusgate_uploads_failed_total', 'reason="checksum"');
+    const client = tus(server.url, token);
+    const created = await client.create(TEXT.length);
+    const refused = await client.patch(created.headers.location!, 0, TEXT, { 'Upload-Checksum': `sha1 ${Buffer.alloc(20).toString('base64')}` });
+    expect(refused.status).to.equal(460);
+    const legacy = legacyClient(server.url, token);
+    const session = (await legacy.initiate({ filename: 'c.txt', file_size: TEXT.length, chunk_size: TEXT.length, mime_type: 'text/plain' })).json.session_id as string;
+    expect((await legacy.chunk(session, 0, TEXT, { hash: 'b'.repeat(64) })).status).to.equal(400);
+    expect(value(await scrape(), 'tusgate_uploads_failed_total', 'reason="checksum"') - before).to.equal(2);
+  });
+
   it('labels requests by route pattern, also when an error handler answers, so unknown ids add no series', async () => {
     const token = await server.token('alice');
     const ids = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222'];
@@ -100,13 +113,14 @@ describe('/metrics', () => {
     expect(value(after, 'tusgate_active_uploads') - value(before, 'tusgate_active_uploads')).to.equal(-1);
   });
 
-  it('has every upload series at 0 from the start, so that increase() sees a first failure', async () => {
+  it('has every upload and hook series at 0 from the start, so that increase() sees a first failure', async () => {
     const fresh = await startServer();
     try {
       const text = (await request(`${fresh.url}/metrics`)).text;
       const series = [
         ...['tus', 'legacy'].flatMap((origin) => [`tusgate_uploads_created_total{origin="${origin}"}`, `tusgate_uploads_completed_total{origin="${origin}"}`]),
         ...['hash', 'type', 'media', 'size', 'expired', 'aborted', 'checksum'].map((reason) => `tusgate_uploads_failed_total{reason="${reason}"}`),
+        ...['created', 'completed', 'failed', 'terminated', 'expired'].map((type) => `tusgate_hook_events_dropped_total{type="upload.${type}"}`),
         'tusgate_uploads_terminated_total',
         'tusgate_bytes_received_total',
         'tusgate_active_uploads',

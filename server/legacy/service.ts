@@ -283,7 +283,12 @@ export class LegacyService {
       const expected = sink.expectedSize;
       // Compared as sent, but for the case of its hex digits (no spaces trimmed, as the original).
       const given = body.chunkHash?.toLowerCase();
-      if (given && given !== body.sha256) throw new LegacyError(400, `Chunk hash mismatch for chunk ${n}`);
+      if (given && given !== body.sha256) {
+        // Counted as a tus PATCH whose Upload-Checksum differs: one request's bytes refused.
+        const record = await this.deps.store.records.get(id).catch(() => undefined);
+        if (record) this.deps.events.emit('rejected', record, 'checksum');
+        throw new LegacyError(400, `Chunk hash mismatch for chunk ${n}`);
+      }
       if (body.size !== expected) {
         throw new LegacyError(400, `Invalid chunk size for chunk ${n}. Expected ${expected}, got ${body.size}`);
       }

@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HOOK_EVENT_TYPES } from '../hooks/delivery.js';
 import { FAILURE_REASONS, type UploadEvents } from '../uploads/events.js';
 
 /**
@@ -56,6 +57,7 @@ export class Metrics {
       this.completed.inc({ origin }, 0);
     }
     for (const reason of FAILURE_REASONS) this.failed.inc({ reason }, 0);
+    for (const type of HOOK_EVENT_TYPES) this.hookEventsDropped.inc({ type }, 0);
     new Gauge({
       name: 'tusgate_active_uploads',
       help: 'Incomplete uploads',
