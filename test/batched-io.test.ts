@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type { KvStore, Upload } from '@tus/utils';
 import { Upload as TusUpload } from '@tus/utils';
 import { expect } from 'chai';
-import { IO_BATCH } from '../server/storage/batched-io.js';
+import { batchedWriteStream, IO_BATCH } from '../server/storage/batched-io.js';
 import { ownChunk } from '../server/storage/chunk-release.js';
 import { TusgateFileStore } from '../server/storage/file-store.js';
 
@@ -82,6 +82,16 @@ describe('request body chunks given back once written (server/storage/chunk-rele
   /** A buffer of its own (Buffer.alloc never shares one), filled with random bytes. */
   const chunkOf = (size: number) => randomFillSync(Buffer.alloc(size));
 
+  /** Runs `task` while `count` other files are open for writing, as when that many uploads stream at once. */
+  async function whileWriting<T>(count: number, task: () => Promise<T>): Promise<T> {
+    const others = Array.from({ length: count }, (_, i) => batchedWriteStream(path.join(dir, `other-${i}`), { flags: 'w' }));
+    try {
+      return await task();
+    } finally {
+      await Promise.all(others.map((other) => new Promise((resolve) => other.end(resolve))));
+    }
+  }
+
   it('frees a marked chunk once it is written, in a batch or alone, and leaves unmarked chunks and parts of a buffer as they are', async () => {
     const id = 'release';
     const marked = chunkOf(64 * 1024);
@@ -93,8 +103,9 @@ describe('request body chunks given back once written (server/storage/chunk-rele
     const expected = Buffer.concat([marked, unmarked, ...halves, large]);
     await store.create(new TusUpload({ id, size: expected.length, offset: 0 }));
 
-    // The first four fill a batch (one writev); the large one is written alone, after it.
-    const offset = await store.write(Readable.from([marked, unmarked, ...halves, large]), id, 0);
+    // The first four fill a batch (one writev); the large one is written alone, after it. Eight other
+    // files are written at once: more than the thread pool's four threads.
+    const offset = await whileWriting(8, () => store.write(Readable.from([marked, unmarked, ...halves, large]), id, 0));
 
     expect(offset).to.equal(expected.length);
     expect((await fs.promises.readFile(store.dataPath(id))).equals(expected), 'stored bytes').to.equal(true);
@@ -104,22 +115,36 @@ describe('request body chunks given back once written (server/storage/chunk-rele
     expect(split.equals(expected.subarray(128 * 1024, 256 * 1024)), 'buffer written in parts').to.equal(true);
   });
 
-  it('keeps the marked chunks of a batch the file system refused', async () => {
-    const id = 'refused';
+  /** Two marked chunks of 128 KiB, copies of them to compare with, and an upload `id` of their size. */
+  async function markedUpload(id: string) {
     const chunks = [chunkOf(128 * 1024), chunkOf(128 * 1024)];
     const copies = chunks.map((chunk) => Buffer.from(chunk));
     for (const chunk of chunks) ownChunk(chunk);
     await store.create(new TusUpload({ id, size: 256 * 1024, offset: 0 }));
+    return { chunks, copies };
+  }
+
+  it('leaves written chunks to the GC while no more files are written at once than the thread pool has threads', async () => {
+    const id = 'few';
+    const { chunks, copies } = await markedUpload(id);
+    await whileWriting(2, () => store.write(Readable.from(chunks), id, 0));
+    expect((await fs.promises.readFile(store.dataPath(id))).equals(Buffer.concat(copies)), 'stored bytes').to.equal(true);
+    expect(chunks.map((chunk, i) => chunk.equals(copies[i]!))).to.deep.equal([true, true]);
+  });
+
+  it('keeps the marked chunks of a batch the file system refused', async () => {
+    const id = 'refused';
+    const { chunks, copies } = await markedUpload(id);
     const realWritev = fs.writev;
     fs.writev = ((_fd: number, _buffers: unknown, _position: unknown, callback: (error: Error) => void) => {
       setImmediate(() => callback(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })));
     }) as unknown as typeof fs.writev;
     try {
-      const failure = await store.write(Readable.from(chunks), id, 0).then(() => undefined, (error: unknown) => error);
+      const failure = await whileWriting(8, () => store.write(Readable.from(chunks), id, 0).then(() => undefined, (error: unknown) => error));
       expect(failure, 'the write failed as storage full').to.deep.include({ status_code: 507 });
     } finally {
       fs.writev = realWritev;
     }
-    expect(chunks.map((chunk) => chunk.equals(copies[chunks.indexOf(chunk)]!))).to.deep.equal([true, true]);
+    expect(chunks.map((chunk, i) => chunk.equals(copies[i]!))).to.deep.equal([true, true]);
   });
 });

@@ -10,7 +10,8 @@
  *
  * Only chunks marked by `ownChunk` are released: request body chunks, which no one reads once they
  * are written (the running hash and checksums read them as the write is issued). Code that keeps a
- * request body chunk beyond its write must copy it.
+ * request body chunk beyond its write must copy it. The file writer (batched-io.ts) releases them
+ * only when many files are written at once, the case above.
  */
 const owned = new WeakSet<ArrayBufferLike>();
 
