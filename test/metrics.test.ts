@@ -1,5 +1,6 @@
+import http from 'node:http';
 import { expect } from 'chai';
-import { metadata, request, tus } from './helpers/http.js';
+import { metadata, openPatch, request, tus } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { legacyClient } from './legacy-client.js';
 import { PNG, TEXT } from './samples.js';
@@ -72,6 +73,31 @@ describe('/metrics', () => {
     const session = (await legacy.initiate({ filename: 'c.txt', file_size: TEXT.length, chunk_size: TEXT.length, mime_type: 'text/plain' })).json.session_id as string;
     expect((await legacy.chunk(session, 0, TEXT, { hash: 'b'.repeat(64) })).status).to.equal(400);
     expect(value(await scrape(), 'tusgate_uploads_failed_total', 'reason="checksum"') - before).to.equal(2);
+  });
+
+  it('counts a request dropped mid-body as failed (aborted), a tus PATCH and an IETF draft append alike', async () => {
+    const token = await server.token('dave');
+    const aborted = async () => value(await scrape(), 'tusgate_uploads_failed_total', 'reason="aborted"');
+    const before = await aborted();
+    const client = tus(server.url, token);
+    /** Sends the first 64 KiB of a 1 MiB body, then drops the connection. */
+    const dropMidBody = async (req: http.ClientRequest) => {
+      req.on('error', () => {});
+      req.write(Buffer.alloc(64 * 1024));
+      await sleep(200);
+      req.destroy();
+    };
+    const tusUpload = (await client.create(1024 * 1024)).headers.location!;
+    await dropMidBody(openPatch(tusUpload, token, 0, 1024 * 1024));
+    const draftUpload = (await client.create(1024 * 1024)).headers.location!;
+    await dropMidBody(http.request(draftUpload, {
+      method: 'PATCH',
+      agent: false,
+      headers: { Authorization: `Bearer ${token}`, 'Upload-Draft-Interop-Version': 6, 'Upload-Offset': 0, 'Upload-Complete': '?1', 'Content-Type': 'application/partial-upload', 'Content-Length': 1024 * 1024 },
+    }));
+    const deadline = Date.now() + 5000;
+    while ((await aborted()) - before < 2 && Date.now() < deadline) await sleep(50);
+    expect((await aborted()) - before).to.equal(2);
   });
 
   it('labels requests by route pattern, also when an error handler answers, so unknown ids add no series', async () => {

@@ -81,8 +81,17 @@ export function tusDoor(options: TusDoorOptions): Router {
   const notFound = (res: Response) =>
     res.status(404).set('Tus-Resumable', '1.0.0').type('text/plain').send('The file for this url was not found\n');
 
+  // An IETF draft request whose client went away mid-body counts as aborted, as a tus one does below.
+  const countDroppedDraft = (req: Request, res: Response, next: NextFunction) => {
+    if (req.get('upload-draft-interop-version') !== undefined && (req.method === 'PATCH' || req.method === 'POST')) {
+      res.once('close', () => {
+        if (!res.writableFinished) metrics.failed.inc({ reason: 'aborted' });
+      });
+    }
+    next();
+  };
   // Requests of the IETF resumable-uploads draft are answered by `ietf`; tus ones pass on.
-  router.all(['/files', '/files/', '/files/:id'], methodOverride, tusResumableHeader, authenticated, ietf, precheck, async (req: Request, res: Response) => {
+  router.all(['/files', '/files/', '/files/:id'], methodOverride, tusResumableHeader, authenticated, countDroppedDraft, ietf, precheck, async (req: Request, res: Response) => {
     const id = req.params.id as string | undefined;
     const context: RequestContext = {
       requestId: String(req.id),
