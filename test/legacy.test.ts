@@ -1251,6 +1251,10 @@ describe('legacy sessions expire (sliding UPLOAD_EXPIRY_SECONDS)', () => {
       expect(JSON.parse(res.text)).to.deep.equal({ message: 'Cleaned up 2 expired sessions' });
       expect((await client.status(pending)).status).to.equal(404);
       expect((await client.status(inProgress)).status).to.equal(404);
+      // The original deleted the session: a chunk then finds none (404), where one swept by expiry gets 410.
+      const late = await client.chunk(inProgress, 0, textOf(10));
+      expect(late.status).to.equal(404);
+      expect(late.json).to.deep.equal({ detail: 'Upload session not found' });
       expect(await exists(path.join(server.dataDir, 'legacy/staging', inProgress))).to.equal(false);
       expect(await server.tusgate.store.records.get(inProgress)).to.equal(undefined);
       expect((await client.status(completed)).json.status).to.equal('completed');

@@ -191,10 +191,10 @@ export class LegacyService {
   }
 
   /**
-   * The answer for a session whose document is gone. The sweep (or the admin cleanup) deletes an
-   * expired session, but its owner's next chunk is still an expired session's, 410 as before the
-   * sweep, for as long as the upload's tombstone is kept. Anyone else, or a session that never was
-   * or failed, gets 404.
+   * The answer for a session whose document is gone. The sweep deletes an expired session, but its
+   * owner's next chunk is still an expired session's, 410 as before the sweep, for as long as the
+   * upload's tombstone is kept. Anyone else, a session the admin cleanup removed, or one that never
+   * was or failed, gets 404.
    */
   private async missing(id: string, user: string): Promise<LegacyError> {
     const tombstone = isSessionId(id) ? await this.deps.tombstones.get(id) : undefined;
@@ -420,7 +420,10 @@ export class LegacyService {
     });
   }
 
-  /** Removes expired pending and in-progress sessions outright (their uploads and staged chunks). */
+  /**
+   * Removes expired pending and in-progress sessions outright (their uploads, staged chunks and
+   * tombstones): a later chunk is then the original's "not found", 404.
+   */
   async cleanupExpired(): Promise<number> {
     const { locker, store } = this.deps;
     let removed = 0;
@@ -432,6 +435,7 @@ export class LegacyService {
         const session = await this.sessions.get(id);
         if (!session || !ACTIVE.includes(session.status) || !this.isExpired(session, now)) return false;
         await store.removeExpired(id).catch(() => undefined);
+        await this.deps.tombstones.remove(id).catch(() => undefined);
         await this.staging.removeSession(id);
         await this.sessions.delete(id);
         return true;

@@ -29,6 +29,10 @@ export class Tombstones {
     return this.dir.get(id);
   }
 
+  remove(id: string): Promise<void> {
+    return this.dir.delete(id);
+  }
+
   async sweep(olderThanMs: number, now = Date.now()): Promise<void> {
     for (const id of await this.dir.keys()) {
       const tombstone = await this.dir.get(id).catch(() => undefined);
