@@ -81,13 +81,16 @@ export function tusDoor(options: TusDoorOptions): Router {
   const notFound = (res: Response) =>
     res.status(404).set('Tus-Resumable', '1.0.0').type('text/plain').send('The file for this url was not found\n');
 
-  // An IETF draft request whose client went away mid-body counts as aborted, as a tus one does below.
+  /** Calls `dropped` if a PATCH or POST closes before its answer is sent: its client went away mid-request. */
+  const whenDropped = (req: Request, res: Response, dropped: () => void) => {
+    if (req.method !== 'PATCH' && req.method !== 'POST') return;
+    res.once('close', () => {
+      if (!res.writableFinished) dropped();
+    });
+  };
+  // An IETF draft request dropped mid-body counts as aborted, as a tus one does below.
   const countDroppedDraft = (req: Request, res: Response, next: NextFunction) => {
-    if (req.get('upload-draft-interop-version') !== undefined && (req.method === 'PATCH' || req.method === 'POST')) {
-      res.once('close', () => {
-        if (!res.writableFinished) metrics.failed.inc({ reason: 'aborted' });
-      });
-    }
+    if (req.get('upload-draft-interop-version') !== undefined) whenDropped(req, res, () => metrics.failed.inc({ reason: 'aborted' }));
     next();
   };
   // Requests of the IETF resumable-uploads draft are answered by `ietf`; tus ones pass on.
@@ -145,8 +148,7 @@ export function tusDoor(options: TusDoorOptions): Router {
       void store.abandonCreation(context.uploadId, context.user, reason).catch(() => undefined);
       return true;
     };
-    res.once('close', () => {
-      if (res.writableFinished || (req.method !== 'PATCH' && req.method !== 'POST')) return;
+    whenDropped(req, res, () => {
       // An abandoned creation is counted as failed by the store.
       if (!abandonCreation('aborted')) metrics.failed.inc({ reason: 'aborted' });
     });
