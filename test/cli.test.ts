@@ -6,6 +6,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { startDevServer, type DevServer } from './helpers/dev-server.js';
 import { startServer, type TestServer } from './helpers/server.js';
+import { startSlowProxy } from './helpers/slow-proxy.js';
 import { freePort, REPO_ROOT } from './helpers/spawn.js';
 
 // The command-line uploader (client-demo/upload.ts) run as a real child process against tusgate.
@@ -207,24 +208,31 @@ describe('command-line uploader (npm run upload)', function () {
     const bytes = randomText(16 * 1024 * 1024);
     const file = path.join(dir, 'interrupted.txt');
     await fs.writeFile(file, bytes);
-    const args = [file, '--endpoint', endpoint(), '--token', token, '--state', state(), '--chunk-size', '64k'];
+    // Over a slow network (20 ms a request, 256 PATCHes): the progress line comes once a second when
+    // stderr is no terminal, and on a fast machine the upload was over before it.
+    const proxy = await startSlowProxy(server.url, 20);
+    try {
+      const args = [file, '--endpoint', `${proxy.url}/files/`, '--token', token, '--state', state(), '--chunk-size', '64k'];
 
-    const first = runCli(args, { home: dir });
-    await waitFor(() => (/\] +\d+\.\d% [1-9]/.test(first.stderr()) ? true : undefined), `progress\n${first.stderr()}`);
-    process.kill(first.pid, 'SIGINT');
-    expect((await first.exited).code).to.equal(130);
-    expect(first.stderr()).to.include('run the same command again');
+      const first = runCli(args, { home: dir });
+      await waitFor(() => (/\] +\d+\.\d% [1-9]/.test(first.stderr()) ? true : undefined), `progress\n${first.stderr()}`);
+      process.kill(first.pid, 'SIGINT');
+      expect((await first.exited).code, first.stderr()).to.equal(130);
+      expect(first.stderr()).to.include('run the same command again');
 
-    // A run with a bad token fails, and does not make the next run forget the upload.
-    const badToken = runCli(args.map((arg) => (arg === token ? 'not-a-jwt' : arg)), { home: dir });
-    expect((await badToken.exited).code).to.equal(1);
-    expect(Object.keys(JSON.parse(await fs.readFile(state(), 'utf8')))).to.have.length(1);
+      // A run with a bad token fails, and does not make the next run forget the upload.
+      const badToken = runCli(args.map((arg) => (arg === token ? 'not-a-jwt' : arg)), { home: dir });
+      expect((await badToken.exited).code).to.equal(1);
+      expect(Object.keys(JSON.parse(await fs.readFile(state(), 'utf8')))).to.have.length(1);
 
-    const second = runCli(args, { home: dir });
-    expect((await second.exited).code, second.stderr()).to.equal(0);
-    expect(second.stderr()).to.match(/resuming \S+ from byte [1-9]\d* of/);
-    const served = Buffer.from(await (await fetch(parseResult(second.stdout()).url)).arrayBuffer());
-    expect(served.equals(bytes)).to.equal(true);
+      const second = runCli(args, { home: dir });
+      expect((await second.exited).code, second.stderr()).to.equal(0);
+      expect(second.stderr()).to.match(/resuming \S+ from byte [1-9]\d* of/);
+      const served = Buffer.from(await (await fetch(parseResult(second.stdout()).url)).arrayBuffer());
+      expect(served.equals(bytes)).to.equal(true);
+    } finally {
+      await proxy.close();
+    }
   });
 });
 
