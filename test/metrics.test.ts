@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { expect } from 'chai';
+import { waitFor } from './helpers/app-server.js';
 import { metadata, openPatch, request, tus } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { legacyClient } from './legacy-client.js';
@@ -95,8 +96,7 @@ describe('/metrics', () => {
       agent: false,
       headers: { Authorization: `Bearer ${token}`, 'Upload-Draft-Interop-Version': 6, 'Upload-Offset': 0, 'Upload-Complete': '?1', 'Content-Type': 'application/partial-upload', 'Content-Length': 1024 * 1024 },
     }));
-    const deadline = Date.now() + 5000;
-    while ((await aborted()) - before < 2 && Date.now() < deadline) await sleep(50);
+    await waitFor(async () => ((await aborted()) - before >= 2 ? true : undefined), 5000, 'two requests counted as aborted');
     expect((await aborted()) - before).to.equal(2);
   });
 
