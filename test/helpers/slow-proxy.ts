@@ -17,8 +17,9 @@ export async function startSlowProxy(target: string, delayMs: number): Promise<S
   const agent = new http.Agent({ keepAlive: true });
   const server = http.createServer((req, res) => {
     req.pause();
+    let forward: http.ClientRequest | undefined;
     const timer = setTimeout(() => {
-      const forward = http.request(
+      forward = http.request(
         { hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
         (answer) => {
           res.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
@@ -26,12 +27,12 @@ export async function startSlowProxy(target: string, delayMs: number): Promise<S
         },
       );
       forward.on('error', () => res.destroy());
-      res.on('close', () => {
-        if (!res.writableFinished) forward.destroy();
-      });
       req.pipe(forward);
     }, delayMs);
-    res.on('close', () => clearTimeout(timer));
+    res.on('close', () => {
+      clearTimeout(timer);
+      if (!res.writableFinished) forward?.destroy();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
