@@ -8,6 +8,7 @@ import { startDevServer, type DevServer } from './helpers/dev-server.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { startSlowProxy } from './helpers/slow-proxy.js';
 import { freePort, REPO_ROOT } from './helpers/spawn.js';
+import { waitFor } from './helpers/wait.js';
 
 // The command-line uploader (client-demo/upload.ts) run as a real child process against tusgate.
 
@@ -48,15 +49,8 @@ function randomText(size: number): Buffer {
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
-async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** How long a test waits for a CLI run (a Node process of its own) to get somewhere. */
+const CLI_WAIT_MS = 20_000;
 
 /** `URL  sha256:HEX  FILE`, the line printed on stdout for each verified file. */
 function parseResult(stdout: string): { url: string; sha256: string } {
@@ -146,12 +140,12 @@ describe('command-line uploader (npm run upload)', function () {
     const args = [file, '--endpoint', endpoint(), '--token', token, '--state', state(), '--chunk-size', '64k'];
 
     const first = runCli(args, { home: dir });
-    const url = await waitFor(() => /created (http\S+)/.exec(first.stderr())?.[1], `the upload's creation\n${first.stderr()}`);
+    const url = await waitFor(() => /created (http\S+)/.exec(first.stderr())?.[1], CLI_WAIT_MS, `the upload's creation\n${first.stderr()}`);
     // Kill it for real (no chance to clean up) once the server has some of the bytes.
     await waitFor(async () => {
       const head = await fetch(url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` } });
       return Number(head.headers.get('upload-offset')) > 0 || undefined;
-    }, 'the first bytes to arrive');
+    }, CLI_WAIT_MS, 'the first bytes to arrive');
     process.kill(first.pid, 'SIGKILL');
     expect((await first.exited).signal).to.equal('SIGKILL');
 
@@ -180,7 +174,7 @@ describe('command-line uploader (npm run upload)', function () {
     // A state file of its own: the killed run's entry stays in it (it names the old bytes).
     const args = [file, '--endpoint', endpoint(), '--token', token, '--state', path.join(dir, 'rewritten-state.json'), '--chunk-size', '64k'];
     const first = runCli(args, { home: dir });
-    const url = await waitFor(() => /created (http\S+)/.exec(first.stderr())?.[1], `the upload's creation\n${first.stderr()}`);
+    const url = await waitFor(() => /created (http\S+)/.exec(first.stderr())?.[1], CLI_WAIT_MS, `the upload's creation\n${first.stderr()}`);
     process.kill(first.pid, 'SIGKILL');
     await first.exited;
 
@@ -215,7 +209,7 @@ describe('command-line uploader (npm run upload)', function () {
       const args = [file, '--endpoint', `${proxy.url}/files/`, '--token', token, '--state', state(), '--chunk-size', '64k'];
 
       const first = runCli(args, { home: dir });
-      await waitFor(() => (/\] +\d+\.\d% [1-9]/.test(first.stderr()) ? true : undefined), `progress\n${first.stderr()}`);
+      await waitFor(() => (/\] +\d+\.\d% [1-9]/.test(first.stderr()) ? true : undefined), CLI_WAIT_MS, `progress\n${first.stderr()}`);
       process.kill(first.pid, 'SIGINT');
       expect((await first.exited).code, first.stderr()).to.equal(130);
       expect(first.stderr()).to.include('run the same command again');
@@ -318,8 +312,8 @@ describe('command-line uploader, --legacy (the /api/v1 chunked-upload API)', fun
     const total = (6 * 1024 * 1024) / (32 * 1024);
 
     const first = runCli(args, { home: dir });
-    const id = await waitFor(() => /initiated session (\S+)/.exec(first.stderr())?.[1], `the session\n${first.stderr()}`);
-    await waitFor(async () => ((await status(id)).uploaded_chunks.length > 0 ? true : undefined), 'the first chunks to arrive');
+    const id = await waitFor(() => /initiated session (\S+)/.exec(first.stderr())?.[1], CLI_WAIT_MS, `the session\n${first.stderr()}`);
+    await waitFor(async () => ((await status(id)).uploaded_chunks.length > 0 ? true : undefined), CLI_WAIT_MS, 'the first chunks to arrive');
     process.kill(first.pid, 'SIGKILL');
     expect((await first.exited).signal).to.equal('SIGKILL');
     const between = await status(id);

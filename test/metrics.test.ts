@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { expect } from 'chai';
-import { waitFor } from './helpers/app-server.js';
+import { waitFor } from './helpers/wait.js';
 import { metadata, openPatch, request, tus } from './helpers/http.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { legacyClient } from './legacy-client.js';

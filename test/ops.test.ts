@@ -2,7 +2,8 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import { expect } from 'chai';
 import { makeDataDir, signToken, TEST_SECRET } from './helpers/server.js';
-import { memoryLogger, startApp, waitFor, type AppServer } from './helpers/app-server.js';
+import { memoryLogger, startApp, type AppServer } from './helpers/app-server.js';
+import { waitFor } from './helpers/wait.js';
 import { openPatch, request, tus } from './helpers/http.js';
 import { TEXT } from './samples.js';
 
