@@ -434,7 +434,8 @@ export class LegacyService {
       const gone = await withUploadLock(locker, id, async () => {
         const session = await this.sessions.get(id);
         if (!session || !ACTIVE.includes(session.status) || !this.isExpired(session, now)) return false;
-        await store.removeExpired(id).catch(() => undefined);
+        await store.removeExpired(id, { tombstone: false }).catch(() => undefined);
+        // The sweep may have removed the upload already, and left its tombstone.
         await this.deps.tombstones.remove(id).catch(() => undefined);
         await this.staging.removeSession(id);
         await this.sessions.delete(id);

@@ -358,15 +358,16 @@ export class VerifyingStore extends DataStore {
   /**
    * Removes an upload that a door found past its expiry (a legacy session touched after it, or the
    * legacy cleanup): announced as expired, as by the sweep, not as terminated by its owner.
+   * Without `tombstone` nothing is left for its owner's next request to be told it expired.
    */
-  async removeExpired(id: string): Promise<void> {
+  async removeExpired(id: string, { tombstone = true } = {}): Promise<void> {
     const record = await this.records.get(id);
-    if (record) await this.expire(record);
+    if (record) await this.expire(record, tombstone);
   }
 
-  private async expire(record: UploadRecord): Promise<void> {
+  private async expire(record: UploadRecord, tombstone = true): Promise<void> {
     await this.drop(record);
-    await this.options.tombstones?.add(record, 'expired');
+    if (tombstone) await this.options.tombstones?.add(record, 'expired');
     this.options.events.emit('expired', record);
   }
 
