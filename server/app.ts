@@ -129,6 +129,11 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
       )
     : undefined;
   hooks?.start();
+  if (!config.REDIS_URL) {
+    // After the hooks and metrics are listening: each removal is an upload that failed (aborted).
+    const removed = await store.removeCutCreations();
+    if (removed > 0) logger.warn({ removed }, 'removed uploads whose creation the end of the last run cut off');
+  }
 
   const app = express();
   app.disable('x-powered-by');

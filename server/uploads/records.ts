@@ -41,6 +41,12 @@ export interface UploadRecord {
    * began at. Found set with no such write under way, it marks bytes a crash left unverified.
    */
   checksummedFrom?: number;
+  /**
+   * Set while the tus creation that carries an upload's first bytes writes them: its answer, which
+   * gives the client the upload's URL, is not sent yet. Found set at start-up, it marks an upload
+   * whose creation a crash cut off, which nobody can resume.
+   */
+  unannounced?: true;
   completedAt?: string;
   /**
    * tus concatenation: `partial` for a part of a parallel upload (never served; its type and digest

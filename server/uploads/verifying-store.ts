@@ -215,11 +215,13 @@ export class VerifyingStore extends DataStore {
     // Storage that cannot take bytes back (S3) gets a request with a checksum only once it is
     // verified; until then the body waits on local disk.
     const spool = checksum && !this.bytes.truncate ? new Spool(this.options.spoolDir ?? os.tmpdir()) : undefined;
-    if (checksum && !spool) {
-      // Bytes that reach storage before their verdict: marked so that a crash cannot leave them kept.
-      record.checksummedFrom = offset;
-      await this.records.set(record);
-    }
+    // Marked while they are written, so that a crash cannot leave them kept: bytes that reach storage
+    // before their verdict, and the first bytes of a creation whose answer (its URL) is not sent yet.
+    const verdictPending = checksum && !spool;
+    const creating = context?.admitted && context.uploadId === id && offset === 0;
+    if (verdictPending) record.checksummedFrom = offset;
+    if (creating) record.unannounced = true;
+    if (verdictPending || creating) await this.records.set(record);
     delete record.checksummedFrom;
     let newOffset = offset;
     try {
@@ -241,6 +243,9 @@ export class VerifyingStore extends DataStore {
     } finally {
       await spool?.remove();
     }
+    // The write is over: from here every way out saves the record (the answer then has the URL) or
+    // removes the upload.
+    delete record.unannounced;
     if (checksum && context?.bodyLength !== undefined && hashed < context.bodyLength) {
       // The body ended short of its length without breaking: @tus/server stopped the request to hand
       // the upload's lock to a newer one. Nothing of it can be verified, so nothing of it is kept, and
@@ -352,6 +357,22 @@ export class VerifyingStore extends DataStore {
       if (await (locker ? withLocks(locker, [candidate.id], sweep) : sweep())) removed++;
     }
     if (owner === undefined) await this.options.tombstones?.sweep(this.options.expiryMs, now);
+    return removed;
+  }
+
+  /**
+   * Removes the uploads whose creation was still writing their first bytes when the last run ended
+   * (a crash): their clients never got their URL, and each would hold one of its owner's
+   * active-upload slots until it expired. Only for records no other process writes: with shared
+   * state another process may be creating one right now. Returns how many were removed.
+   */
+  async removeCutCreations(): Promise<number> {
+    let removed = 0;
+    for (const record of await this.records.expiryCandidates()) {
+      if (!record.unannounced) continue;
+      await this.discard(record, 'aborted');
+      removed++;
+    }
     return removed;
   }
 
