@@ -71,6 +71,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
     expiryMs: config.UPLOAD_EXPIRY_SECONDS * 1000,
     events,
     tombstones,
+    lockHeld: state.lockHeld,
     // Storage that cannot truncate gets checksummed requests only once verified; they wait here.
     spoolDir: bytes.truncate ? undefined : await scratchDirectory(config.DATA_DIR, 'spool'),
     media: {
@@ -129,7 +130,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Tu
       )
     : undefined;
   hooks?.start();
-  if (!config.REDIS_URL) {
+  if (!state.lockHeld) {
     // After the hooks and metrics are listening: each removal is an upload that failed (aborted).
     const removed = await store.removeCutCreations();
     if (removed > 0) logger.warn({ removed }, 'removed uploads whose creation the end of the last run cut off');

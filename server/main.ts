@@ -106,7 +106,7 @@ async function start(): Promise<void> {
 
   const sweep = setInterval(() => {
     tusgate.sweep().then(
-      (removed) => removed > 0 && logger.info({ removed }, 'expired uploads removed'),
+      (removed) => removed > 0 && logger.info({ removed }, 'expired uploads (and creations a crash cut off) removed'),
       (error: unknown) => logger.error({ err: error }, 'expiry sweep failed'),
     );
   }, config.SWEEP_INTERVAL_SECONDS * 1000);

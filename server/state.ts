@@ -23,6 +23,8 @@ export interface UploadState {
   quota: Quota;
   /** The lock manager before tusgate's guard (see GuardedLocker). */
   locker: Locker;
+  /** With state shared by processes: whether any of them holds an upload's lock, without asking for it. */
+  lockHeld?: (id: string) => Promise<boolean>;
   /** Where @tus/file-store keeps each upload's tus metadata; undefined: a journal of this process. */
   uploadMetadata?: KvStore<Upload>;
   /** Readiness checks for /ready beyond storage, by name. */

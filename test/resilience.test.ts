@@ -4,10 +4,10 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
-import { metadata, openPatch, request, tus } from './helpers/http.js';
+import { creationHeaders, openCreation, openPatch, request, tus } from './helpers/http.js';
 import { spawnServer, type ServerProcess } from './helpers/process.js';
+import { newFileWithBytes } from './helpers/app-server.js';
 import { makeDataDir, signToken } from './helpers/server.js';
-import { waitFor } from './helpers/wait.js';
 import { PNG } from './samples.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -117,31 +117,16 @@ describe('resilience', function () {
     expect((await request(location)).body.equals(file)).to.equal(true);
   });
 
-  /** Headers of a tus creation that carries `bodyLength` bytes of a PNG of `length` bytes. */
-  const creationWithUpload = (length: number, bodyLength: number) => ({
-    'Tus-Resumable': '1.0.0',
-    Authorization: `Bearer ${token}`,
-    'Upload-Length': length,
-    'Upload-Metadata': metadata({ filetype: 'image/png' }),
-    'Content-Type': 'application/offset+octet-stream',
-    'Content-Length': bodyLength,
-  });
-
   it('removes at start-up an upload whose creation with data kill -9 cut off, and gives its owner the slot back', async () => {
     const file = Buffer.concat([PNG, randomBytes(4 * 1024 * 1024)]);
     const env = { DATA_DIR: dataDir, MAX_ACTIVE_UPLOADS_PER_USER: '1' };
     server = await spawnServer(env);
-    const creation = http.request(`${server.url}/files/`, { method: 'POST', agent: false, headers: creationWithUpload(file.length, file.length) });
+    const creation = openCreation(`${server.url}/files/`, token, file.length, file.length, { filetype: 'image/png' });
     creation.on('error', () => undefined);
     creation.write(file.subarray(0, 1024 * 1024));
     // The creation is answered only once its body is in: until then the client has no URL.
     const uploads = path.join(dataDir, 'uploads');
-    const orphan = await waitFor(async () => {
-      for (const name of await fs.readdir(uploads).catch(() => [])) {
-        if ((await fs.stat(path.join(uploads, name))).size > 0) return name;
-      }
-      return undefined;
-    }, 10_000, 'the creation\'s first bytes on disk');
+    const orphan = await newFileWithBytes(uploads);
     await server.kill('SIGKILL');
     creation.destroy();
 
@@ -157,7 +142,7 @@ describe('resilience', function () {
   it('keeps, across kill -9, a creation with data that was answered: its client has the URL', async () => {
     const file = Buffer.concat([PNG, randomBytes(100_000)]);
     server = await spawnServer({ DATA_DIR: dataDir });
-    const created = await request(`${server.url}/files/`, { method: 'POST', headers: creationWithUpload(file.length, 50_000), body: file.subarray(0, 50_000) });
+    const created = await request(`${server.url}/files/`, { method: 'POST', headers: creationHeaders(token, file.length, 50_000, { filetype: 'image/png' }), body: file.subarray(0, 50_000) });
     expect(created.status, created.text).to.equal(201);
     expect(created.headers['upload-offset']).to.equal('50000');
     const id = created.headers.location!.split('/').pop()!;

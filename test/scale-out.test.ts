@@ -1,12 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import * as tusClient from 'tus-js-client';
+import { newFileWithBytes } from './helpers/app-server.js';
 import { startCluster, type Cluster } from './helpers/cluster.js';
 import { spawnServer } from './helpers/process.js';
-import { openPatch, request, tus } from './helpers/http.js';
+import { openCreation, openPatch, request, tus } from './helpers/http.js';
 import { signToken } from './helpers/server.js';
 import { startRedis } from './helpers/redis.js';
+import { waitFor } from './helpers/wait.js';
 import { legacyClient, sha256, chunksOf } from './legacy-client.js';
 import { PNG } from './samples.js';
 
@@ -121,6 +125,31 @@ describe('several processes on one Redis and one directory (REDIS_URL)', functio
     expect(rest.status, rest.text).to.equal(204);
     const served = await request(`${cluster.urls[2]}${path}`, { headers: { Authorization: `Bearer ${token}` } });
     expect(served.body.equals(file)).to.equal(true);
+  });
+
+  it('removes, once its lease is over, an upload whose creation with data died with its process (kill -9), and frees its slot', async () => {
+    const user = await signToken('cut-creation');
+    const file = png(4 * 1024 * 1024);
+    const creator = await cluster.spawn();
+    // Another process sweeps every second (the others every minute).
+    const sweeper = await cluster.spawn({ SWEEP_INTERVAL_SECONDS: '1' });
+    const uploads = join(cluster.dataDir, 'uploads');
+    const before = new Set(await fs.readdir(uploads).catch(() => []));
+    const creation = openCreation(`${creator.url}/files/`, user, file.length, file.length, AS_PNG);
+    creation.on('error', () => undefined);
+    creation.write(file.subarray(0, 1024 * 1024));
+    const orphan = await newFileWithBytes(uploads, before);
+    await creator.kill('SIGKILL');
+    creation.destroy();
+    // Its lock lease (10 s) runs out, then the sweep finds the mark with nobody holding the lock.
+    await waitFor(async () => ((await fs.readdir(uploads)).includes(orphan) ? undefined : true), 20_000, 'the sweep');
+    const client = tus(sweeper.url, user);
+    expect((await client.head(`${sweeper.url}/files/${orphan}`)).status).to.equal(404);
+    // All of the user's active-upload slots (4 in this cluster) are free.
+    for (let i = 0; i < 4; i++) {
+      const created = await client.create(file.length, AS_PNG);
+      expect(created.status, created.text).to.equal(201);
+    }
   });
 
   it('a process stopped with SIGTERM during a PATCH gives the upload lock back: the next request does not wait', async () => {

@@ -36,6 +36,7 @@ export async function redisState(config: Config, url: string, logger: Logger): P
     sessions,
     quota,
     locker,
+    lockHeld: (id) => locker.isHeld(id),
     uploadMetadata: kvStore(docs<Upload>('upload')),
     readinessChecks: { redis: () => pingRedis(redis) },
     async close() {

@@ -100,6 +100,11 @@ export class RedisLocker implements Locker {
     return `${this.prefix}lock:${id}`;
   }
 
+  /** Whether any process holds the upload's lock now, without asking for it. */
+  async isHeld(id: string): Promise<boolean> {
+    return (await this.redis.exists(this.key(id))) === 1;
+  }
+
   /** @internal */ isClosed(): boolean {
     return this.closed;
   }

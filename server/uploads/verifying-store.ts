@@ -41,6 +41,11 @@ export interface VerifyingStoreOptions {
   tombstones?: Tombstones;
   /** Where request bodies wait for their checksum, for storage that cannot truncate (default: the OS's). */
   spoolDir?: string;
+  /**
+   * With state shared by processes: whether any process holds an upload's lock. The sweep then also
+   * removes uploads whose creation was cut off (see `removeCutCreations`).
+   */
+  lockHeld?: (id: string) => Promise<boolean>;
 }
 
 /** Up to this size, a file written whole by one request is kept in memory as it passes (see `finish`). */
@@ -347,11 +352,16 @@ export class VerifyingStore extends DataStore {
   async sweepExpired(now = Date.now(), locker?: Locker, owner?: string): Promise<number> {
     let removed = 0;
     for (const candidate of await this.records.expiryCandidates()) {
-      if (!this.isExpired(candidate, now) || (owner !== undefined && candidate.owner !== owner)) continue;
+      if (owner !== undefined && candidate.owner !== owner) continue;
+      const expired = this.isExpired(candidate, now);
+      if (!expired && !(await this.creationCutOff(candidate))) continue;
       const sweep = async () => {
         const record = locker ? await this.records.get(candidate.id) : candidate;
-        if (!record || !this.isExpired(record, now)) return false;
-        await this.expire(record);
+        if (record && this.isExpired(record, now)) await this.expire(record);
+        // Still marked with its lock in hand: the creation that marked it held the lock until it
+        // unmarked it, or until its process ended.
+        else if (record?.unannounced && !expired) await this.discard(record, 'aborted');
+        else return false;
         return true;
       };
       if (await (locker ? withLocks(locker, [candidate.id], sweep) : sweep())) removed++;
@@ -361,10 +371,19 @@ export class VerifyingStore extends DataStore {
   }
 
   /**
+   * A creation cut off by the end of its process, with state shared by processes: still marked
+   * `unannounced`, which a creation does only while it holds the upload's lock, and nobody holds
+   * that lock. (A creation that ends between the two reads is seen unmarked once the sweep has the lock.)
+   */
+  private async creationCutOff(record: UploadRecord): Promise<boolean> {
+    return record.unannounced === true && this.options.lockHeld !== undefined && !(await this.options.lockHeld(record.id));
+  }
+
+  /**
    * Removes the uploads whose creation was still writing their first bytes when the last run ended
    * (a crash): their clients never got their URL, and each would hold one of its owner's
-   * active-upload slots until it expired. Only for records no other process writes: with shared
-   * state another process may be creating one right now. Returns how many were removed.
+   * active-upload slots until it expired. For a process whose records no other process writes, at
+   * start-up; with shared state the sweep finds them instead (`lockHeld`). Returns how many were removed.
    */
   async removeCutCreations(): Promise<number> {
     let removed = 0;

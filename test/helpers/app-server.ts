@@ -7,9 +7,24 @@ import { pino, type Logger } from 'pino';
 import { createApp, type Tusgate } from '../../server/app.js';
 import { createTokenVerifier, type TokenVerifier } from '../../server/auth/verifier.js';
 import { loadConfig, type Config } from '../../server/config.js';
+import { waitFor } from './wait.js';
 
 export async function makeDataDir(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'tusgate-test-'));
+}
+
+/** The name of a file in `dir`, not among `known`, that has bytes; waits up to 10 s for one. */
+export function newFileWithBytes(dir: string, known: ReadonlySet<string> = new Set()): Promise<string> {
+  return waitFor(
+    async () => {
+      for (const name of await fs.readdir(dir).catch(() => [])) {
+        if (!known.has(name) && (await fs.stat(path.join(dir, name))).size > 0) return name;
+      }
+      return undefined;
+    },
+    10_000,
+    `a new file with bytes in ${dir}`,
+  );
 }
 
 /**

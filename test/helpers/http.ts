@@ -98,3 +98,23 @@ export function openPatch(location: string | URL, token: string, offset: number,
     },
   });
 }
+
+/**
+ * Opens a tus creation that will carry `bodyLength` bytes of an upload of `length` (creation-with-upload)
+ * and sends nothing yet, as `openPatch` does for a PATCH.
+ */
+export function openCreation(endpoint: string, token: string, length: number, bodyLength: number, meta: Record<string, string>): http.ClientRequest {
+  return http.request(endpoint, { method: 'POST', agent: false, headers: creationHeaders(token, length, bodyLength, meta) });
+}
+
+/** The headers of a tus creation that carries `bodyLength` bytes of an upload of `length`. */
+export function creationHeaders(token: string, length: number, bodyLength: number, meta: Record<string, string>): Record<string, string | number> {
+  return {
+    'Tus-Resumable': '1.0.0',
+    Authorization: `Bearer ${token}`,
+    'Upload-Length': length,
+    'Upload-Metadata': metadata(meta),
+    'Content-Type': 'application/offset+octet-stream',
+    'Content-Length': bodyLength,
+  };
+}
